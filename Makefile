@@ -1,0 +1,43 @@
+# Every target installs what it needs into .venv from pyproject.toml.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export MLFLOW_PORT ?= 5000
+export LOANRISK_PORT ?= 8000
+
+.PHONY: install run test lint format train serve clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## Train the default model if the registry has no champion, then run the MLflow UI and the service.
+run: install
+	$(BIN)/loanrisk up
+
+## The whole suite, slow and end-to-end tests included.
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+train: install
+	$(BIN)/loanrisk train
+
+serve: install
+	$(BIN)/loanrisk serve
+
+clean:
+	rm -rf mlflow.db mlartifacts mlruns .pytest_cache .ruff_cache
