@@ -1,0 +1,106 @@
+"""The MLflow face of the risk model: the pyfunc wrapper, its signature, and tracking defaults.
+
+The pyfunc runs the saved *Keras* network behind the saved preprocessing, so that
+``mlflow.pyfunc.load_model`` and ``mlflow models serve`` give the reference answer, against which
+the service's lean NumPy path is tested.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from models.contract import FeatureContract, FeatureSpec
+
+RISK_MODEL_ARTIFACT = "risk_model"
+OUTPUT_COLUMN = "probability_of_default"
+MODELS_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in the current directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def use_tracking() -> str:
+    """Point the MLflow client at :func:`tracking_uri` (and its registry) and return the URI."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    return uri
+
+
+class LoanRiskPyfunc(mlflow.pyfunc.PythonModel):
+    """``predict`` takes a DataFrame of raw applicant fields, returns ``probability_of_default``."""
+
+    def load_context(self, context: Any) -> None:
+        from models.risk_model import KerasReference
+
+        self.reference = KerasReference(Path(context.artifacts[RISK_MODEL_ARTIFACT]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return pd.DataFrame({OUTPUT_COLUMN: self.reference.score_frame(frame)})
+
+
+def _column_type(frame: pd.DataFrame, spec: FeatureSpec) -> str:
+    if spec.kind == "categorical":
+        return "string"
+    # Integer columns stay "long" so that a DataFrame read from the training file scores as is;
+    # MLflow refuses to cast int64 to double implicitly.
+    return "long" if pd.api.types.is_integer_dtype(frame[spec.name]) else "double"
+
+
+def signature_for(contract: FeatureContract, frame: pd.DataFrame) -> ModelSignature:
+    """Input columns typed as in the training data (nullable ones optional), one probability out."""
+    inputs = Schema(
+        [
+            ColSpec(_column_type(frame, f), f.name, required=not f.nullable)
+            for f in contract.features
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", OUTPUT_COLUMN)]))
+
+
+def input_example(frame: pd.DataFrame, contract: FeatureContract, rows: int = 3) -> pd.DataFrame:
+    """A few complete rows of raw inputs, typed as the signature expects."""
+    complete = frame[contract.names].dropna().head(rows).copy()
+    for spec in contract.categorical:
+        complete[spec.name] = complete[spec.name].astype(str)
+    return complete.reset_index(drop=True)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned to what trained the model, so a served copy computes the same numbers."""
+    packages = ["mlflow", "tensorflow-cpu", "keras", "numpy", "pandas"]
+    pins = []
+    for package in packages:
+        try:
+            pins.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def log_risk_model(
+    model_dir: Path, contract: FeatureContract, training_rows: pd.DataFrame
+) -> mlflow.models.model.ModelInfo:
+    """Log the model directory as a pyfunc model under the active run."""
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(MODELS_PACKAGE_DIR / "pyfunc_model.py"),
+        artifacts={RISK_MODEL_ARTIFACT: str(model_dir)},
+        code_paths=[str(MODELS_PACKAGE_DIR)],
+        signature=signature_for(contract, training_rows),
+        input_example=input_example(training_rows, contract),
+        pip_requirements=pip_requirements(),
+    )

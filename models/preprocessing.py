@@ -1,0 +1,204 @@
+"""Fitted feature preprocessing: imputation, log scaling, standardisation and one-hot encoding.
+
+Fitted on the training split only and saved as JSON inside the registered model. One vectorised
+``transform`` serves training (a DataFrame of thousands of rows) and scoring (a list of one or a
+thousand request records), so the service never re-implements a feature.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.contract import FeatureContract
+
+# A non-negative column whose skewness exceeds this is log1p-transformed before standardising, so
+# heavy-tailed money amounts do not squash every ordinary applicant into a sliver of the range.
+LOG_SKEW_THRESHOLD = 2.0
+# Standardised values are clipped here so that an absurd but valid input cannot drive the network
+# far outside anything it saw in training.
+CLIP_STANDARD_DEVIATIONS = 10.0
+UNKNOWN_CATEGORY = "__unknown__"
+
+Columns = Mapping[str, Sequence[Any]] | pd.DataFrame
+
+
+@dataclass(frozen=True)
+class NumericTransform:
+    name: str
+    median: float
+    log: bool
+    mean: float
+    std: float
+    missing_indicator: bool
+
+
+@dataclass(frozen=True)
+class CategoricalTransform:
+    name: str
+    categories: tuple[str, ...]
+
+    @property
+    def width(self) -> int:
+        # One slot per known category plus one for unseen or missing values.
+        return len(self.categories) + 1
+
+
+def _as_category(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
+
+
+class Preprocessor:
+    """Turns raw applicant fields into the network's input matrix."""
+
+    def __init__(
+        self,
+        numeric: Sequence[NumericTransform],
+        categorical: Sequence[CategoricalTransform],
+    ) -> None:
+        self.numeric = tuple(numeric)
+        self.categorical = tuple(categorical)
+        self._lookups = [
+            {category: index for index, category in enumerate(t.categories)}
+            for t in self.categorical
+        ]
+        self.output_names = self._output_names()
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, contract: FeatureContract) -> Preprocessor:
+        """Learn every statistic from ``frame``, which must be the training split only."""
+        numeric = []
+        for spec in contract.numeric:
+            values = pd.to_numeric(frame[spec.name], errors="coerce").to_numpy(dtype=np.float64)
+            observed = values[~np.isnan(values)]
+            median = float(np.median(observed)) if observed.size else 0.0
+            filled = np.where(np.isnan(values), median, values)
+            use_log = bool(
+                observed.size > 2
+                and observed.min() >= 0
+                and _skewness(observed) > LOG_SKEW_THRESHOLD
+            )
+            scaled = np.log1p(filled) if use_log else filled
+            std = float(scaled.std())
+            numeric.append(
+                NumericTransform(
+                    name=spec.name,
+                    median=median,
+                    log=use_log,
+                    mean=float(scaled.mean()),
+                    std=std if std > 1e-12 else 1.0,
+                    missing_indicator=spec.nullable,
+                )
+            )
+        categorical = []
+        for spec in contract.categorical:
+            seen = {_as_category(v) for v in frame[spec.name].tolist()}
+            seen.discard(None)
+            categorical.append(CategoricalTransform(spec.name, tuple(sorted(seen))))
+        return cls(numeric, categorical)
+
+    def _output_names(self) -> list[str]:
+        names: list[str] = []
+        for t in self.numeric:
+            names.append(t.name)
+            if t.missing_indicator:
+                names.append(f"{t.name}__missing")
+        for c in self.categorical:
+            names.extend(f"{c.name}={category}" for category in c.categories)
+            names.append(f"{c.name}={UNKNOWN_CATEGORY}")
+        return names
+
+    @property
+    def width(self) -> int:
+        return len(self.output_names)
+
+    def transform(self, columns: Columns) -> np.ndarray:
+        """Encode rows given column-wise (a DataFrame or a mapping of name to values)."""
+        n_rows = _row_count(columns)
+        out = np.zeros((n_rows, self.width), dtype=np.float32)
+        position = 0
+        for t in self.numeric:
+            values = _numeric_array(_column(columns, t.name, n_rows))
+            missing = np.isnan(values)
+            values = np.where(missing, t.median, values)
+            if t.log:
+                values = np.log1p(np.maximum(values, 0.0))
+            standard = (values - t.mean) / t.std
+            out[:, position] = np.clip(
+                standard, -CLIP_STANDARD_DEVIATIONS, CLIP_STANDARD_DEVIATIONS
+            )
+            position += 1
+            if t.missing_indicator:
+                out[:, position] = missing
+                position += 1
+        rows = np.arange(n_rows)
+        for t, lookup in zip(self.categorical, self._lookups, strict=True):
+            unknown = len(t.categories)
+            raw = _column(columns, t.name, n_rows)
+            values = raw.tolist() if isinstance(raw, pd.Series) else raw
+            indices = [lookup.get(_as_category(v), unknown) for v in values]  # type: ignore[arg-type]
+            out[rows, position + np.asarray(indices, dtype=np.int64)] = 1.0
+            position += t.width
+        return out
+
+    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Encode a list of request records, without building a DataFrame."""
+        names = [t.name for t in self.numeric] + [t.name for t in self.categorical]
+        columns = {name: [record.get(name) for record in records] for name in names}
+        return self.transform(columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "numeric": [asdict(t) for t in self.numeric],
+            "categorical": [
+                {"name": t.name, "categories": list(t.categories)} for t in self.categorical
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
+        return cls(
+            [NumericTransform(**t) for t in data["numeric"]],
+            [CategoricalTransform(t["name"], tuple(t["categories"])) for t in data["categorical"]],
+        )
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Preprocessor:
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+def _row_count(columns: Columns) -> int:
+    if isinstance(columns, pd.DataFrame):
+        return len(columns)
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _column(columns: Columns, name: str, n_rows: int) -> Sequence[Any] | pd.Series:
+    """The column's values; an absent column is all missing (callers validate nullability)."""
+    if name in columns:
+        return columns[name]
+    return [None] * n_rows
+
+
+def _numeric_array(values: Sequence[Any] | pd.Series) -> np.ndarray:
+    if isinstance(values, pd.Series):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _skewness(values: np.ndarray) -> float:
+    std = values.std()
+    if std == 0:
+        return 0.0
+    return float(np.mean(((values - values.mean()) / std) ** 3))

@@ -1,0 +1,109 @@
+"""RiskModel: the feature contract, the fitted preprocessing and the trained network, as one unit.
+
+Saved as one directory, which is what the MLflow model carries as its artifact:
+
+    contract.json        the raw input fields the model accepts
+    preprocessing.json   the statistics fitted on the training split
+    network.npz          the trained weights, for the lean NumPy scoring path
+    network.keras        the same network as Keras saved it, the reference implementation
+    metadata.json        training configuration and metrics, for people and for /v1/model
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.contract import FeatureContract
+from models.network import DenseStack, import_keras
+from models.preprocessing import Preprocessor
+
+CONTRACT_FILE = "contract.json"
+PREPROCESSING_FILE = "preprocessing.json"
+WEIGHTS_FILE = "network.npz"
+KERAS_FILE = "network.keras"
+METADATA_FILE = "metadata.json"
+
+
+class ModelFormatError(RuntimeError):
+    """A model directory is incomplete or inconsistent."""
+
+
+@dataclass
+class RiskModel:
+    """Scores raw applicant records with exactly the transform the network was trained on."""
+
+    contract: FeatureContract
+    preprocessor: Preprocessor
+    network: DenseStack
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.network.n_inputs != self.preprocessor.width:
+            raise ModelFormatError(
+                f"network expects {self.network.n_inputs} inputs, "
+                f"preprocessing produces {self.preprocessor.width}"
+            )
+
+    def score_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Probability of default for each record (a mapping of raw field to value)."""
+        return self.network.probabilities(self.preprocessor.transform_records(records))
+
+    def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Probability of default for each row of a DataFrame of raw fields."""
+        require_columns(self.contract, frame)
+        return self.network.probabilities(self.preprocessor.transform(frame))
+
+    def save(self, directory: Path, keras_model: Any | None = None) -> None:
+        """Write the model directory; ``keras_model`` adds the reference Keras network."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.contract.save(directory / CONTRACT_FILE)
+        self.preprocessor.save(directory / PREPROCESSING_FILE)
+        self.network.save(directory / WEIGHTS_FILE)
+        (directory / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, default=str))
+        if keras_model is not None:
+            keras_model.save(directory / KERAS_FILE)
+
+    @classmethod
+    def load(cls, directory: Path) -> RiskModel:
+        """Load the lean scoring path; TensorFlow is not imported."""
+        required = [CONTRACT_FILE, PREPROCESSING_FILE, WEIGHTS_FILE]
+        absent = [name for name in required if not (directory / name).is_file()]
+        if absent:
+            raise ModelFormatError(f"model directory {directory} lacks {absent}")
+        metadata_path = directory / METADATA_FILE
+        return cls(
+            contract=FeatureContract.load(directory / CONTRACT_FILE),
+            preprocessor=Preprocessor.load(directory / PREPROCESSING_FILE),
+            network=DenseStack.load(directory / WEIGHTS_FILE),
+            metadata=json.loads(metadata_path.read_text()) if metadata_path.is_file() else {},
+        )
+
+
+class KerasReference:
+    """The saved Keras network behind the same preprocessing: the reference scoring path."""
+
+    def __init__(self, directory: Path) -> None:
+        keras = import_keras()
+        self.preprocessor = Preprocessor.load(directory / PREPROCESSING_FILE)
+        self.contract = FeatureContract.load(directory / CONTRACT_FILE)
+        self.network = keras.models.load_model(directory / KERAS_FILE, compile=False)
+
+    def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        require_columns(self.contract, frame)
+        x = self.preprocessor.transform(frame)
+        # Calling the model directly rather than predict(): same numbers, no per-call overhead.
+        return np.asarray(self.network(x, training=False), dtype=np.float64)[:, 0]
+
+
+def require_columns(contract: FeatureContract, frame: pd.DataFrame) -> None:
+    """Refuse a frame lacking a required input; absent nullable inputs count as missing values."""
+    missing = [f.name for f in contract.features if not f.nullable and f.name not in frame.columns]
+    if missing:
+        raise ValueError(f"missing required input columns: {missing}")

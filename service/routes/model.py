@@ -1,0 +1,28 @@
+"""The model being served."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.dependencies import ModelDep
+from service.schemas import ErrorResponse, ModelDetails
+
+router = APIRouter(prefix="/v1", tags=["model"])
+
+
+@router.get(
+    "/model",
+    response_model=ModelDetails,
+    responses={503: {"model": ErrorResponse, "description": "No model loaded"}},
+    summary="Name, version, alias, training metrics and input contract of the served model",
+)
+def model_details(model: ModelDep) -> ModelDetails:
+    return ModelDetails(
+        name=model.name,
+        version=model.version,
+        run_id=model.run_id,
+        alias=model.alias,
+        loaded_at=model.loaded_at.isoformat(),
+        metrics=model.metrics(),
+        contract=model.risk_model.contract.to_dict(),
+    )

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from models.network import DenseStack, NetworkConfig, build_network, sigmoid
+
+
+def test_keep_probability_is_the_lesson_p_and_keras_gets_one_minus_p() -> None:
+    config = NetworkConfig(keep_probability=0.7)
+    assert config.dropout_rate == pytest.approx(0.3)
+    model = build_network(5, config, seed=0)
+    rates = [layer.rate for layer in model.layers if layer.__class__.__name__ == "Dropout"]
+    assert rates == [pytest.approx(0.3), pytest.approx(0.3)]
+
+
+def test_no_dropout_layers_when_every_unit_is_kept() -> None:
+    model = build_network(5, NetworkConfig(keep_probability=1.0), seed=0)
+    assert not [layer for layer in model.layers if layer.__class__.__name__ == "Dropout"]
+
+
+def test_every_hidden_layer_has_l2_and_relu_and_the_output_is_sigmoid() -> None:
+    model = build_network(5, NetworkConfig(hidden_units=(8, 4, 2), l2=0.01), seed=0)
+    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+    assert [d.units for d in dense] == [8, 4, 2, 1]
+    assert all(d.kernel_regularizer is not None for d in dense[:-1])
+    assert all(d.activation.__name__ == "relu" for d in dense[:-1])
+    assert dense[-1].activation.__name__ == "sigmoid"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"keep_probability": 0.0},
+        {"keep_probability": 1.5},
+        {"l2": -1.0},
+        {"hidden_units": ()},
+        {"hidden_units": (0,)},
+        {"learning_rate": 0.0},
+    ],
+)
+def test_invalid_configurations_are_refused(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        NetworkConfig(**kwargs)
+
+
+def test_numpy_forward_pass_matches_keras_inference(tmp_path) -> None:
+    model = build_network(7, NetworkConfig(hidden_units=(16, 8)), seed=3)
+    x = np.random.default_rng(0).normal(size=(64, 7)).astype(np.float32)
+    expected = np.asarray(model(x, training=False))[:, 0]
+    stack = DenseStack.from_keras(model)
+    np.testing.assert_allclose(stack.probabilities(x), expected, atol=1e-6)
+    stack.save(tmp_path / "w.npz")
+    np.testing.assert_allclose(
+        DenseStack.load(tmp_path / "w.npz").probabilities(x), expected, atol=1e-6
+    )
+
+
+def test_sigmoid_is_stable_at_extremes() -> None:
+    out = sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    assert out.tolist() == [0.0, 0.5, 1.0]
