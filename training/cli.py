@@ -180,7 +180,10 @@ def up() -> None:
     """Train the default model if there is no champion, then run the MLflow UI and the service."""
     from models.mlflow_flavor import tracking_uri
 
-    train(if_no_champion=True)
+    # Training runs in its own process so the long-lived service never holds TensorFlow in memory.
+    trained = subprocess.run([sys.executable, "-m", "training.cli", "train", "--if-no-champion"])
+    if trained.returncode != 0:
+        raise typer.Exit(trained.returncode)
     uri = tracking_uri()
     ui: subprocess.Popen[bytes] | None = None
     if uri.startswith(("http://", "https://")):
@@ -215,3 +218,7 @@ def up() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
