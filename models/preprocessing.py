@@ -50,7 +50,7 @@ class CategoricalTransform:
         return len(self.categories) + 1
 
 
-def _as_category(value: Any) -> str | None:
+def as_category(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return str(value)
@@ -100,7 +100,7 @@ class Preprocessor:
             )
         categorical = []
         for spec in contract.categorical:
-            seen = {_as_category(v) for v in frame[spec.name].tolist()}
+            seen = {as_category(v) for v in frame[spec.name].tolist()}
             seen.discard(None)
             categorical.append(CategoricalTransform(spec.name, tuple(sorted(seen))))
         return cls(numeric, categorical)
@@ -144,7 +144,7 @@ class Preprocessor:
             unknown = len(t.categories)
             raw = _column(columns, t.name, n_rows)
             values = raw.tolist() if isinstance(raw, pd.Series) else raw
-            indices = [lookup.get(_as_category(v), unknown) for v in values]  # type: ignore[arg-type]
+            indices = [lookup.get(as_category(v), unknown) for v in values]  # type: ignore[arg-type]
             out[rows, position + np.asarray(indices, dtype=np.int64)] = 1.0
             position += t.width
         return out

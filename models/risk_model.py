@@ -6,6 +6,7 @@ Saved as one directory, which is what the MLflow model carries as its artifact:
     preprocessing.json   the statistics fitted on the training split
     network.npz          the trained weights, for the lean NumPy scoring path
     network.keras        the same network as Keras saved it, the reference implementation
+    reference.json       the training population: explanation baseline and drift (PSI) bins
     metadata.json        training configuration and metrics, for people and for /v1/model
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +23,29 @@ import numpy as np
 import pandas as pd
 
 from models.contract import FeatureContract
+from models.explain import MAX_REASONS, Explainer, Reason
 from models.network import DenseStack, import_keras
 from models.preprocessing import Preprocessor
+from models.reference import TrainingReference
 
 CONTRACT_FILE = "contract.json"
 PREPROCESSING_FILE = "preprocessing.json"
 WEIGHTS_FILE = "network.npz"
 KERAS_FILE = "network.keras"
 METADATA_FILE = "metadata.json"
+REFERENCE_FILE = "reference.json"
 
 
 class ModelFormatError(RuntimeError):
     """A model directory is incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Probabilities of default and, per applicant, the reasons that raise the risk."""
+
+    probabilities: np.ndarray
+    reasons: list[list[Reason]]
 
 
 @dataclass
@@ -43,6 +56,7 @@ class RiskModel:
     preprocessor: Preprocessor
     network: DenseStack
     metadata: dict[str, Any] = field(default_factory=dict)
+    reference: TrainingReference | None = None
 
     def __post_init__(self) -> None:
         if self.network.n_inputs != self.preprocessor.width:
@@ -54,6 +68,25 @@ class RiskModel:
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Probability of default for each record (a mapping of raw field to value)."""
         return self.network.probabilities(self.preprocessor.transform_records(records))
+
+    @cached_property
+    def explainer(self) -> Explainer:
+        reference = self.reference
+        return Explainer(
+            self.contract,
+            self.preprocessor,
+            self.network,
+            baseline=None if reference is None else reference.baseline,
+            typical=None if reference is None else reference.typical_values(),
+        )
+
+    def assess(
+        self, records: Sequence[Mapping[str, Any]], max_reasons: int = MAX_REASONS
+    ) -> Assessment:
+        """Probabilities and reason codes for a batch of records, in one vectorised pass."""
+        x = self.preprocessor.transform_records(records)
+        reasons = self.explainer.reasons(x, records, max_reasons) if max_reasons else []
+        return Assessment(self.network.probabilities(x), reasons)
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of default for each row of a DataFrame of raw fields."""
@@ -67,6 +100,8 @@ class RiskModel:
         self.preprocessor.save(directory / PREPROCESSING_FILE)
         self.network.save(directory / WEIGHTS_FILE)
         (directory / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, default=str))
+        if self.reference is not None:
+            self.reference.save(directory / REFERENCE_FILE)
         if keras_model is not None:
             keras_model.save(directory / KERAS_FILE)
 
@@ -78,11 +113,15 @@ class RiskModel:
         if absent:
             raise ModelFormatError(f"model directory {directory} lacks {absent}")
         metadata_path = directory / METADATA_FILE
+        reference_path = directory / REFERENCE_FILE
         return cls(
             contract=FeatureContract.load(directory / CONTRACT_FILE),
             preprocessor=Preprocessor.load(directory / PREPROCESSING_FILE),
             network=DenseStack.load(directory / WEIGHTS_FILE),
             metadata=json.loads(metadata_path.read_text()) if metadata_path.is_file() else {},
+            reference=(
+                TrainingReference.load(reference_path) if reference_path.is_file() else None
+            ),
         )
 
 

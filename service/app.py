@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,10 +12,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from service.audit import AuditTrail
 from service.config import Settings
+from service.decisioning import Policy
 from service.errors import install_error_handlers
-from service.model_store import ModelStore
-from service.routes import health, model, score
+from service.logs import configure_logging
+from service.metrics import ServiceMetrics
+from service.middleware import RequestContextMiddleware
+from service.model_store import LoadedModel, ModelStore, ReloadOutcome
+from service.routes import admin, decisions, health, model, monitoring, score
 
 logger = logging.getLogger("loanrisk.service")
 
@@ -21,9 +28,12 @@ DESCRIPTION = """
 Scores loan applications with the registered loan-default DNN.
 
 `POST /v1/score` takes one applicant's raw fields, exactly as the model's feature contract lists
-them (`GET /v1/model`), and answers the probability of default with the model version that
-produced it.
-Every error answers `{"error": {"code", "message", "details"}}`.
+them (`GET /v1/model`), and answers the probability of default, a scorecard score, a risk band, a
+decision and the principal reasons raising the risk, with the model version that produced it.
+Every decision is written to the audit trail before the answer is sent.
+
+Send the API key in the `X-API-Key` header. Every error answers
+`{"error": {"code", "message", "details"}}`.
 """
 
 
@@ -37,30 +47,74 @@ def _configure_tracking(settings: Settings) -> None:
     mlflow.set_registry_uri(uri)
 
 
+async def _poll_registry(store: ModelStore, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(store.refresh)
+        except Exception:  # a reload must never stop the loop
+            logger.exception("registry check crashed")
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    if not settings.api_key_list:
+        logger.warning(
+            "AUTHENTICATION DISABLED: LOANRISK_API_KEYS is empty, so anyone who can reach this "
+            "service can score applicants and read decisions. Set LOANRISK_API_KEYS in production."
+        )
     _configure_tracking(settings)
+    audit: AuditTrail = app.state.audit
+    audit.start()
     store: ModelStore = app.state.model_store
-    if store.load() is None:
+    if store.refresh().failed and store.current is None:
         logger.warning(
             "starting without a model: %s@%s not available (%s); /ready answers 503",
             store.name,
             store.alias,
             store.last_error,
         )
-    yield
+    poller = None
+    if settings.reload_interval_s > 0:
+        poller = asyncio.create_task(_poll_registry(store, settings.reload_interval_s))
+    try:
+        yield
+    finally:
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        audit.stop()
 
 
-def _openapi_with_applicant(app: FastAPI) -> dict[str, Any]:
-    """The generated schema, with the served model's applicant body filled in."""
+def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, with the served model's applicant and batch bodies filled in."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    current = app.state.model_store.current
+    schema["components"]["securitySchemes"] = {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    }
+    current: LoadedModel | None = app.state.model_store.current
+    batch_max = app.state.settings.batch_max
+    components["BatchRequest"] = {
+        "type": "object",
+        "title": "BatchRequest",
+        "additionalProperties": False,
+        "required": ["applicants"],
+        "properties": {
+            "applicants": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Applicant"},
+                "minItems": 1,
+                "maxItems": batch_max,
+            }
+        },
+    }
     if current is None:
         components["Applicant"] = {
             "type": "object",
@@ -74,25 +128,47 @@ def _openapi_with_applicant(app: FastAPI) -> dict[str, Any]:
         "them. Unknown fields are refused; fields marked nullable may be null or omitted."
     )
     components["Applicant"] = applicant
+    example = applicant.get("examples", [None])[0]
+    if example is not None:
+        components["BatchRequest"]["examples"] = [{"applicants": [example]}]
     app.openapi_schema = schema
     return schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service; nothing is loaded until the app starts."""
+    """Build the service; nothing is loaded or connected until the app starts."""
     settings = settings or Settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level)
     app = FastAPI(
         title="Loan-default risk scoring",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    metrics = ServiceMetrics(settings.psi_window)
+
+    def on_loaded(loaded: LoadedModel) -> None:
+        metrics.model_loaded(loaded.name, loaded.version, loaded.alias)
+        app.openapi_schema = None  # the applicant schema follows the served model
+
+    def on_outcome(outcome: ReloadOutcome) -> None:
+        metrics.reloads.labels(outcome.value).inc()
+
     app.state.settings = settings
-    app.state.model_store = ModelStore(settings.model_name, settings.model_alias)
+    app.state.metrics = metrics
+    app.state.policy = Policy.from_settings(settings)
+    app.state.api_keys = [key.encode() for key in settings.api_key_list]
+    app.state.audit = AuditTrail(settings.audit_db_url)
+    app.state.model_store = ModelStore(
+        settings.model_name,
+        settings.model_alias,
+        settings.batch_max,
+        on_outcome=on_outcome,
+        on_loaded=on_loaded,
+    )
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(score.router)
-    app.include_router(model.router)
-    app.openapi = lambda: _openapi_with_applicant(app)  # type: ignore[method-assign]
+    for router in (health, monitoring, score, model, decisions, admin):
+        app.include_router(router.router)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.request_log)
+    app.openapi = lambda: _openapi_with_contract(app)  # type: ignore[method-assign]
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +15,7 @@ class Settings(BaseSettings):
         env_prefix="LOANRISK_", extra="ignore", protected_namespaces=()
     )
 
+    # Model and registry
     model_name: str = Field("loan-default", description="Registered model to serve")
     model_alias: str = Field("champion", description="Registry alias to serve")
     mlflow_tracking_uri: str | None = Field(
@@ -22,11 +23,74 @@ class Settings(BaseSettings):
         validation_alias="MLFLOW_TRACKING_URI",
         description="MLflow tracking and registry server; default: SQLite in the working directory",
     )
+    reload_interval_s: float = Field(
+        30.0, ge=0, description="Seconds between registry checks for a new champion; 0 disables"
+    )
+
+    # HTTP server
     host: str = Field("127.0.0.1", description="Bind address of `loanrisk serve`")
     port: int = Field(8000, ge=1, le=65535, description="Port of `loanrisk serve`")
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
-    access_log: bool = Field(False, description="uvicorn's per-request access log")
+    access_log: bool = Field(False, description="uvicorn's own access log (plain text)")
+    request_log: bool = Field(True, description="One structured JSON log line per request")
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Largest request body accepted; larger answers 413"
     )
+    batch_max: int = Field(1000, ge=1, le=100_000, description="Most applicants in one batch")
+
+    # Security
+    api_keys: str = Field(
+        "", description="Comma-separated API keys for the X-API-Key header; empty runs open"
+    )
+
+    # Audit trail
+    audit_db_url: str = Field(
+        "sqlite:///loanrisk-audit.db",
+        description="SQLAlchemy URL of the decision audit database (PostgreSQL in production)",
+    )
+
+    # Decision policy
+    score_base_points: float = Field(600.0, description="Score at the base odds")
+    score_base_odds: float = Field(50.0, gt=0, description="Good:bad odds that earn base points")
+    score_points_to_double_odds: float = Field(20.0, gt=0, description="Points to double the odds")
+    risk_bands: str = Field(
+        "A:0.05,B:0.10,C:0.20,D:0.35,E:1.0",
+        description="Band:upper probability bound, ascending; the last bound must be 1.0",
+    )
+    approve_below: float = Field(0.15, gt=0, le=1, description="Approve when probability < this")
+    decline_at: float = Field(0.35, gt=0, le=1, description="Decline when probability >= this")
+    max_reasons: int = Field(4, ge=0, le=20, description="Reason codes per answer")
+    reason_steps: int = Field(8, ge=1, le=256, description="Integrated-gradients steps")
+
+    # Monitoring
+    psi_window: int = Field(
+        1000, ge=10, description="Recent applicants compared with training for PSI"
+    )
+
+    @model_validator(mode="after")
+    def _check_policy(self) -> Settings:
+        if self.approve_below > self.decline_at:
+            raise ValueError("LOANRISK_APPROVE_BELOW must not exceed LOANRISK_DECLINE_AT")
+        self.parsed_bands()  # raises on a malformed value
+        return self
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    def parsed_bands(self) -> list[tuple[str, float]]:
+        """``"A:0.05,B:0.1,C:1.0"`` → ``[("A", 0.05), ("B", 0.1), ("C", 1.0)]``, validated."""
+        bands: list[tuple[str, float]] = []
+        for part in self.risk_bands.split(","):
+            label, _, bound = part.strip().partition(":")
+            try:
+                bands.append((label.strip(), float(bound)))
+            except ValueError:
+                raise ValueError(f"LOANRISK_RISK_BANDS entry {part!r} is not LABEL:BOUND") from None
+        bounds = [b for _, b in bands]
+        if not bands or any(not label for label, _ in bands):
+            raise ValueError("LOANRISK_RISK_BANDS needs LABEL:BOUND entries")
+        if bounds != sorted(bounds) or len(set(bounds)) != len(bounds) or bounds[-1] != 1.0:
+            raise ValueError("LOANRISK_RISK_BANDS bounds must rise strictly and end at 1.0")
+        return bands

@@ -1,4 +1,4 @@
-"""Request dependencies: the loaded model and the validated applicant body."""
+"""Request dependencies: settings, the loaded model, the audit trail and validated bodies."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from service.audit import AuditTrail
 from service.config import Settings
+from service.decisioning import Policy
 from service.errors import ApiError
+from service.metrics import ServiceMetrics
 from service.model_store import LoadedModel, ModelStore
 
 
@@ -21,8 +24,24 @@ def get_store(request: Request) -> ModelStore:
     return request.app.state.model_store
 
 
+def get_audit(request: Request) -> AuditTrail:
+    return request.app.state.audit
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
+
+
+def get_policy(request: Request) -> Policy:
+    return request.app.state.policy
+
+
+def get_request_id(request: Request) -> str:
+    return request.state.request_id
+
+
 def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedModel:
-    """The model serving this request; 503 when none is loaded."""
+    """The model serving this request, taken once; 503 when none is loaded."""
     current = store.current
     if current is None:
         raise ApiError(
@@ -37,6 +56,10 @@ def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedModel:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+AuditDep = Annotated[AuditTrail, Depends(get_audit)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+PolicyDep = Annotated[Policy, Depends(get_policy)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
 async def read_body(request: Request, settings: SettingsDep) -> bytes:
@@ -44,12 +67,14 @@ async def read_body(request: Request, settings: SettingsDep) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise ApiError(413, "payload_too_large", _too_large(settings.max_body_bytes))
-    body = b""
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > settings.max_body_bytes:
+        size += len(chunk)
+        if size > settings.max_body_bytes:
             raise ApiError(413, "payload_too_large", _too_large(settings.max_body_bytes))
-    return body
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(limit: int) -> str:
@@ -59,13 +84,23 @@ def _too_large(limit: int) -> str:
 BodyDep = Annotated[bytes, Depends(read_body)]
 
 
-def parse_applicant(body: BodyDep, model: ModelDep) -> BaseModel:
-    """Validate the body against the served model's contract; errors answer 422 naming the field."""
+def _validate(schema: type[BaseModel], body: bytes) -> BaseModel:
     try:
-        return model.applicant.model_validate_json(body)
+        return schema.model_validate_json(body)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
 
 
+def parse_applicant(body: BodyDep, model: ModelDep) -> BaseModel:
+    """Validate one applicant against the served model's contract; 422 names the field."""
+    return _validate(model.applicant, body)
+
+
+def parse_batch(body: BodyDep, model: ModelDep) -> BaseModel:
+    """Validate a batch; 422 names the index and the field (``applicants[3].Debt``)."""
+    return _validate(model.batch, body)
+
+
 ApplicantDep = Annotated[BaseModel, Depends(parse_applicant)]
+BatchDep = Annotated[BaseModel, Depends(parse_batch)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -66,13 +66,72 @@ class ModelRef(BaseModel):
     run_id: str | None = Field(None, description="MLflow run that trained this version")
 
 
+def batch_schema(applicant: type[BaseModel], batch_max: int) -> type[BaseModel]:
+    """``{"applicants": [...]}`` holding 1 to ``batch_max`` applicants."""
+    config = ConfigDict(extra="forbid")
+    field = (list[applicant], Field(min_length=1, max_length=batch_max))  # type: ignore[valid-type]
+    return create_model("BatchRequest", __config__=config, applicants=field)  # type: ignore[call-overload]
+
+
+class ReasonCode(BaseModel):
+    """One principal reason that raises this applicant's risk."""
+
+    feature: str = Field(examples=["Debt"])
+    value: float | str | None = Field(description="The applicant's value", examples=[5000])
+    contribution: float = Field(
+        description="Increase in the log-odds of default attributed to this field, relative to a "
+        "typical training applicant",
+        examples=[0.42],
+    )
+    message: str = Field(examples=["Debt of 5,000 is higher than typical (0)"])
+
+
 class ScoreResponse(BaseModel):
     """The risk assessment of one applicant."""
 
+    request_id: str = Field(description="Unique id of this decision; audit key")
     probability_of_default: float = Field(
         ge=0.0, le=1.0, description="Probability that the applicant defaults", examples=[0.1834]
     )
+    score: float = Field(description="Scorecard points: higher is safer", examples=[587.3])
+    risk_band: str = Field(examples=["C"])
+    decision: Literal["approve", "review", "decline"]
+    reason_codes: list[ReasonCode] = Field(
+        description="Up to the configured number of reasons raising the risk, most important first"
+    )
     model: ModelRef
+
+
+class BatchResponse(BaseModel):
+    """One answer per applicant, in input order."""
+
+    results: list[ScoreResponse]
+
+
+class DecisionRecord(BaseModel):
+    """The audit record of one decision."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    request_id: str
+    created_at: str
+    batch_id: str | None = None
+    batch_index: int | None = None
+    model: ModelRef
+    inputs: dict[str, Any]
+    probability_of_default: float
+    score: float
+    risk_band: str
+    decision: str
+    reason_codes: list[ReasonCode]
+
+
+class ReloadResponse(BaseModel):
+    """The result of checking the registry."""
+
+    outcome: str = Field(examples=["loaded"])
+    model: ModelRef | None
+    message: str | None = None
 
 
 class ModelDetails(ModelRef):

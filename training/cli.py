@@ -172,6 +172,7 @@ def serve(
         workers=settings.workers,
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
+        log_config=None,  # the app configures JSON logging for uvicorn's loggers too
     )
 
 

@@ -13,6 +13,7 @@ import mlflow
 from models.mlflow_flavor import input_example, log_risk_model, use_tracking
 from models.network import DenseStack, NetworkConfig
 from models.preprocessing import Preprocessor
+from models.reference import TrainingReference
 from models.risk_model import RiskModel
 from training.data import BUNDLED_DATA, load_dataset, stratified_split
 from training.evaluate import classification_metrics
@@ -131,6 +132,9 @@ def train(
             report,
         )
         risk_model = RiskModel(contract, preprocessor, DenseStack.from_keras(fitted.model))
+        risk_model.reference = TrainingReference.fit(
+            train_rows, contract, preprocessor, risk_model.network.probabilities(x["train"])
+        )
         test_metrics = classification_metrics(
             y["test"], risk_model.network.probabilities(x["test"])
         )

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from service.dependencies import ModelDep
 from service.schemas import ErrorResponse, ModelDetails
+from service.security import require_api_key
 
-router = APIRouter(prefix="/v1", tags=["model"])
+router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_api_key)])
 
 
 @router.get(
     "/model",
     response_model=ModelDetails,
-    responses={503: {"model": ErrorResponse, "description": "No model loaded"}},
+    responses={
+        401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+        503: {"model": ErrorResponse, "description": "No model loaded"},
+    },
     summary="Name, version, alias, training metrics and input contract of the served model",
 )
 def model_details(model: ModelDep) -> ModelDetails:

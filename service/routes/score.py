@@ -1,34 +1,81 @@
-"""Scoring applicants."""
+"""Scoring applicants, one or a batch."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-from service.dependencies import ApplicantDep, ModelDep
-from service.schemas import ErrorResponse, ScoreResponse
+from fastapi import APIRouter, Depends
 
-router = APIRouter(prefix="/v1", tags=["scoring"])
+from service.dependencies import (
+    ApplicantDep,
+    AuditDep,
+    BatchDep,
+    MetricsDep,
+    ModelDep,
+    PolicyDep,
+    RequestIdDep,
+    SettingsDep,
+)
+from service.schemas import BatchResponse, ErrorResponse, ScoreResponse
+from service.scoring import score_and_audit
+from service.security import require_api_key
 
-APPLICANT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Applicant"}}},
-    }
+router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[Depends(require_api_key)])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+    413: {"model": ErrorResponse, "description": "The body is too large"},
+    422: {"model": ErrorResponse, "description": "Invalid input; the message names the field"},
+    503: {"model": ErrorResponse, "description": "No model loaded, or the audit write failed"},
 }
+
+
+def _body(schema: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
 @router.post(
     "/score",
     response_model=ScoreResponse,
-    responses={
-        422: {"model": ErrorResponse, "description": "The applicant is invalid; names the field"},
-        413: {"model": ErrorResponse, "description": "The body is too large"},
-        503: {"model": ErrorResponse, "description": "No model loaded"},
-    },
-    openapi_extra=APPLICANT_BODY,
-    summary="Probability of default of one applicant",
+    responses=ERRORS,
+    openapi_extra=_body("Applicant"),
+    summary="Assess one applicant: probability, score, band, decision and reasons",
 )
-def score(applicant: ApplicantDep, model: ModelDep) -> ScoreResponse:
+async def score(
+    applicant: ApplicantDep,
+    model: ModelDep,
+    policy: PolicyDep,
+    audit: AuditDep,
+    metrics: MetricsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+) -> ScoreResponse:
     record = applicant.model_dump(by_alias=True)
-    probability = float(model.risk_model.score_records([record])[0])
-    return ScoreResponse(probability_of_default=probability, model=model.ref)
+    answers = await score_and_audit(
+        [record], model, policy, audit, metrics, settings.max_reasons, request_id, batch=False
+    )
+    return answers[0]
+
+
+@router.post(
+    "/score/batch",
+    response_model=BatchResponse,
+    responses=ERRORS,
+    openapi_extra=_body("BatchRequest"),
+    summary="Assess up to LOANRISK_BATCH_MAX applicants in one vectorised pass",
+)
+async def score_batch(
+    batch: BatchDep,
+    model: ModelDep,
+    policy: PolicyDep,
+    audit: AuditDep,
+    metrics: MetricsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+) -> BatchResponse:
+    records = [a.model_dump(by_alias=True) for a in batch.applicants]  # type: ignore[attr-defined]
+    answers = await score_and_audit(
+        records, model, policy, audit, metrics, settings.max_reasons, request_id, batch=True
+    )
+    return BatchResponse(results=answers)

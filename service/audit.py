@@ -1,0 +1,197 @@
+"""The decision audit trail: every answer is committed to the database before it is sent.
+
+Writes go through one writer thread that commits whatever has queued up in a single transaction
+(group commit): each request still waits for its own record to be durable, but concurrent requests
+share a commit instead of queueing for one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+
+logger = logging.getLogger("loanrisk.audit")
+
+metadata = MetaData()
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("batch_id", String(64), nullable=True, index=True),
+    Column("batch_index", Integer, nullable=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(50), nullable=False),
+    Column("run_id", String(64), nullable=True),
+    Column("inputs", JSON, nullable=False),
+    Column("probability_of_default", Float, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("risk_band", String(20), nullable=False),
+    Column("decision", String(20), nullable=False),
+    Column("reason_codes", JSON, nullable=False),
+)
+
+MAX_GROUP = 1024
+_STOP = object()
+
+
+class AuditUnavailable(RuntimeError):
+    """A decision could not be recorded; the request must not be answered."""
+
+
+@dataclass
+class _Pending:
+    rows: Sequence[dict[str, Any]]
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (GET /v1/decisions) run beside the writer; FULL keeps commits durable.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class AuditTrail:
+    """Owns the engine and the writer thread; ``record`` resolves once the rows are committed."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Create the table if needed and start the writer."""
+        metadata.create_all(self.engine)
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.engine.dispose()
+
+    async def record(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue rows and wait until they are committed; raise AuditUnavailable if they are not."""
+        if self._thread is None:
+            raise AuditUnavailable("audit trail is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Pending(rows, future, loop))
+        await future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            group = [first]
+            stop_after = False
+            while len(group) < MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop_after = True
+                    break
+                group.append(item)
+            self._commit(group)
+            if stop_after:
+                return
+
+    def _commit(self, group: list[_Pending]) -> None:
+        rows = [row for pending in group for row in pending.rows]
+        error: BaseException | None = None
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(decisions), rows)
+        except Exception as exc:  # any database failure means "not audited"
+            logger.error("audit write failed for %d records: %s", len(rows), exc)
+            error = AuditUnavailable(f"audit database write failed: {type(exc).__name__}")
+        for pending in group:
+            pending.loop.call_soon_threadsafe(_settle, pending.future, error)
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = (
+                connection.execute(select(decisions).where(decisions.c.request_id == request_id))
+                .mappings()
+                .first()
+            )
+        return dict(row) if row is not None else None
+
+    def count(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(decisions)).scalar_one())
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def audit_row(
+    request_id: str,
+    created_at: datetime,
+    model: Any,
+    inputs: dict[str, Any],
+    probability: float,
+    score: float,
+    band: str,
+    decision: str,
+    reasons: list[dict[str, Any]],
+    batch_id: str | None = None,
+    batch_index: int | None = None,
+) -> dict[str, Any]:
+    """One ``decisions`` row."""
+    return {
+        "request_id": request_id,
+        "created_at": created_at,
+        "batch_id": batch_id,
+        "batch_index": batch_index,
+        "model_name": model.name,
+        "model_version": model.version,
+        "run_id": model.run_id,
+        "inputs": inputs,
+        "probability_of_default": probability,
+        "score": score,
+        "risk_band": band,
+        "decision": decision,
+        "reason_codes": reasons,
+    }

@@ -1,0 +1,120 @@
+"""Prometheus metrics: traffic, latency, model version, reloads, predictions and drift (PSI)."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from models.reference import TrainingReference
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+PROBABILITY_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
+# PSI over fewer recent applicants than this is noise, so it is not published.
+MIN_PSI_SAMPLE = 50
+
+
+class ServiceMetrics:
+    """One registry per application, so several apps (tests, workers) never share counters."""
+
+    def __init__(self, psi_window: int) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["route", "method", "status"]
+        self.requests = Counter(
+            "loanrisk_http_requests_total", "HTTP requests", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "loanrisk_http_request_duration_seconds",
+            "HTTP request latency",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "loanrisk_model_info",
+            "The model version being served (value 1)",
+            ["name", "version", "alias"],
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "loanrisk_model_version", "Registry version number being served", registry=self.registry
+        )
+        self.reloads = Counter(
+            "loanrisk_model_reloads_total",
+            "Registry checks by outcome (loaded, unchanged, refused_*, failed_*)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.probability = Histogram(
+            "loanrisk_probability_of_default",
+            "Predicted probabilities of default",
+            buckets=PROBABILITY_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "loanrisk_decisions_total", "Decisions by outcome", ["decision"], registry=self.registry
+        )
+        self.audit_failures = Counter(
+            "loanrisk_audit_failures_total",
+            "Requests refused because the audit write failed",
+            registry=self.registry,
+        )
+        self.feature_psi = Gauge(
+            "loanrisk_feature_psi",
+            "Population stability index of each input, recent window vs training",
+            ["feature"],
+            registry=self.registry,
+        )
+        self.score_psi = Gauge(
+            "loanrisk_score_psi",
+            "Population stability index of predicted probabilities, recent window vs training",
+            registry=self.registry,
+        )
+        self._window_records: deque[Mapping[str, Any]] = deque(maxlen=psi_window)
+        self._window_probabilities: deque[float] = deque(maxlen=psi_window)
+        self._lock = threading.Lock()
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        labels = (route, method, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+    def observe_scores(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        probabilities: Sequence[float],
+        decisions: Sequence[str],
+    ) -> None:
+        for p in probabilities:
+            self.probability.observe(p)
+        for decision in decisions:
+            self.decisions.labels(decision).inc()
+        with self._lock:
+            self._window_records.extend(records)
+            self._window_probabilities.extend(probabilities)
+
+    def model_loaded(self, name: str, version: str, alias: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name, version, alias).set(1)
+        try:
+            self.model_version.set(float(version))
+        except ValueError:
+            self.model_version.set(-1)
+        with self._lock:
+            # Scores from another version are not comparable with the new training reference.
+            self._window_probabilities.clear()
+
+    def render(self, reference: TrainingReference | None) -> bytes:
+        """The exposition text, with PSI computed over the recent window first."""
+        with self._lock:
+            records = list(self._window_records)
+            probabilities = list(self._window_probabilities)
+        if reference is not None and len(records) >= MIN_PSI_SAMPLE:
+            for feature, value in reference.feature_psi(records).items():
+                self.feature_psi.labels(feature).set(value)
+        if reference is not None and len(probabilities) >= MIN_PSI_SAMPLE:
+            self.score_psi.set(reference.score_psi(probabilities))
+        return generate_latest(self.registry)

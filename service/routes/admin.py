@@ -1,0 +1,29 @@
+"""Operator actions."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends
+
+from service.dependencies import StoreDep
+from service.schemas import ErrorResponse, ReloadResponse
+from service.security import require_api_key
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
+
+
+@router.post(
+    "/reload",
+    response_model=ReloadResponse,
+    responses={401: {"model": ErrorResponse, "description": "Missing or invalid API key"}},
+    summary="Check the registry now and swap to a new champion if it passes the checks",
+)
+async def reload(store: StoreDep) -> ReloadResponse:
+    outcome = await asyncio.to_thread(store.refresh)
+    current = store.current
+    return ReloadResponse(
+        outcome=outcome.value,
+        model=None if current is None else current.ref,
+        message=store.last_error,
+    )

@@ -1,0 +1,42 @@
+"""Reading the audit trail."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path
+
+from service.dependencies import AuditDep
+from service.errors import ApiError
+from service.schemas import DecisionRecord, ErrorResponse, ModelRef
+from service.security import require_api_key
+
+router = APIRouter(prefix="/v1", tags=["audit"], dependencies=[Depends(require_api_key)])
+
+
+@router.get(
+    "/decisions/{request_id}",
+    response_model=DecisionRecord,
+    responses={
+        401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+        404: {"model": ErrorResponse, "description": "No decision with this id"},
+    },
+    summary="The audit record of one decision",
+)
+def decision(
+    audit: AuditDep, request_id: str = Path(min_length=1, max_length=64)
+) -> DecisionRecord:
+    row = audit.get(request_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no decision with request id {request_id!r}")
+    return DecisionRecord(
+        request_id=row["request_id"],
+        created_at=row["created_at"].isoformat(),
+        batch_id=row["batch_id"],
+        batch_index=row["batch_index"],
+        model=ModelRef(name=row["model_name"], version=row["model_version"], run_id=row["run_id"]),
+        inputs=row["inputs"],
+        probability_of_default=row["probability_of_default"],
+        score=row["score"],
+        risk_band=row["risk_band"],
+        decision=row["decision"],
+        reason_codes=row["reason_codes"],
+    )
