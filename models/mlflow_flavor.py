@@ -30,10 +30,14 @@ def tracking_uri() -> str:
 
 
 def use_tracking() -> str:
-    """Point the MLflow client at :func:`tracking_uri` (and its registry) and return the URI."""
+    """Point the MLflow client at :func:`tracking_uri` and return the URI.
+
+    The registry follows the tracking URI unless ``MLFLOW_REGISTRY_URI`` is set. (Not calling
+    ``mlflow.set_registry_uri`` matters: it also exports that variable, which would pin the
+    registry of every later run in the process to the first store.)
+    """
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     return uri
 
 

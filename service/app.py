@@ -42,9 +42,8 @@ def _configure_tracking(settings: Settings) -> None:
 
     from models.mlflow_flavor import tracking_uri
 
-    uri = settings.mlflow_tracking_uri or tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    # The registry follows the tracking URI (see models.mlflow_flavor.use_tracking).
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri or tracking_uri())
 
 
 async def _poll_registry(store: ModelStore, interval: float) -> None:

@@ -93,3 +93,74 @@ def applicant_payload(row: pd.Series, names: list[str]) -> dict[str, object]:
             continue
         payload[name] = value.item() if hasattr(value, "item") else value
     return payload
+
+
+def champion_source(store_uri: str, name: str = "loan-default", alias: str = "champion") -> str:
+    """Where the artifacts of ``name@alias`` in another store live, to register them again."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
+    version = client.get_model_version_by_alias(name, alias)
+    return client.get_model_version_download_uri(name, version.version)
+
+
+def register_source(source: str, name: str = "loan-default", alias: str = "champion") -> str:
+    """Register existing model artifacts as a new version in the store named by the environment."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        client.create_registered_model(name)
+    except MlflowException:
+        pass  # already registered
+    version = client.create_model_version(name, source=source)
+    client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+def debt_to_income_frame(rows: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Loans whose default risk rises steeply with the debt-to-income ratio, and little else."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ratio = rng.uniform(0.0, 0.8, rows)
+    years = rng.integers(0, 30, rows)
+    purpose = rng.choice(["car", "home", "education", "other"], rows)
+    logit = -3.0 + 7.0 * ratio - 0.02 * years
+    default = rng.uniform(size=rows) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame(
+        {
+            "income": rng.lognormal(8, 0.4, rows).round(0),
+            "debt_to_income": ratio.round(3),
+            "years_employed": years,
+            "purpose": purpose,
+            "outcome": np.where(default, "default", "repaid"),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def dti_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedStore]:
+    """A model trained on :func:`debt_to_income_frame`, in its own store."""
+    from models.network import NetworkConfig
+    from training.train import TrainOptions, train
+
+    directory = tmp_path_factory.mktemp("dti-store")
+    data = directory / "dti.csv"
+    debt_to_income_frame().to_csv(data, index=False)
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(directory)
+        result = train(
+            TrainOptions(
+                data=data,
+                target="outcome",
+                positive_label="default",
+                experiment="dti",
+                network=NetworkConfig(epochs=40, early_stopping_patience=5),
+            )
+        )
+        yield TrainedStore(uri=uri, directory=directory, result=result)

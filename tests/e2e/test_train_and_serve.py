@@ -50,7 +50,6 @@ def keras_reference(
 ) -> KerasReference:
     """The registered champion's own Keras network, behind its saved preprocessing."""
     mlflow.set_tracking_uri(str(trained["uri"]))
-    mlflow.set_registry_uri(str(trained["uri"]))
     local = mlflow.artifacts.download_artifacts(
         "models:/loan-default@champion", dst_path=str(tmp_path_factory.mktemp("download"))
     )

@@ -1,0 +1,89 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.contract import infer_contract
+from models.explain import Explainer, input_gradients
+from models.network import DenseStack
+from models.preprocessing import Preprocessor
+
+
+def random_stack(n_inputs: int, seed: int = 0) -> DenseStack:
+    rng = np.random.default_rng(seed)
+    sizes = [n_inputs, 16, 8, 1]
+    weights = tuple(
+        (rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(sizes, sizes[1:])
+    )
+    biases = tuple((rng.normal(size=b) * 0.1).astype(np.float32) for b in sizes[1:])
+    return DenseStack(weights, biases)
+
+
+def test_input_gradients_match_finite_differences() -> None:
+    stack = random_stack(6)
+    x = np.random.default_rng(1).normal(size=(5, 6))
+    grads = input_gradients(stack, x)
+    eps = 1e-6  # small enough, in float64, not to step across a ReLU kink
+    for j in range(6):
+        step = np.zeros(6)
+        step[j] = eps
+        numeric = (stack.logits(x + step) - stack.logits(x - step)) / (2 * eps)
+        np.testing.assert_allclose(grads[:, j], numeric, atol=1e-5)
+
+
+@pytest.fixture
+def small_setup() -> tuple[Explainer, Preprocessor, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "y": rng.integers(0, 2, 300),
+            "income": rng.lognormal(5, 0.5, 300),
+            "debt": rng.uniform(0, 100, 300),
+            "home": rng.choice(["rent", "own", "parents"], 300),
+        }
+    )
+    frame.loc[::17, "income"] = np.nan
+    contract = infer_contract(frame, "y", "1")
+    pre = Preprocessor.fit(frame, contract)
+    stack = random_stack(pre.width, seed=3)
+    baseline = pre.transform(frame).mean(axis=0)
+    explainer = Explainer(contract, pre, stack, baseline, steps=64)
+    return explainer, pre, frame[contract.names]
+
+
+def test_contributions_add_up_to_the_change_in_log_odds(small_setup) -> None:
+    explainer, pre, frame = small_setup
+    x = pre.transform(frame.iloc[:20])
+    contributions = explainer.contributions(x)
+    base = explainer.network.logits(explainer.baseline[None, :])[0]
+    np.testing.assert_allclose(
+        contributions.sum(axis=1), explainer.network.logits(x) - base, atol=0.02
+    )
+    assert contributions.shape == (20, 3)
+
+
+def test_reasons_are_positive_sorted_and_capped(small_setup) -> None:
+    explainer, pre, frame = small_setup
+    records = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.iloc[:30].to_dict(orient="records")
+    ]
+    reasons = explainer.reasons(pre.transform_records(records), records, limit=2)
+    assert len(reasons) == 30
+    for row in reasons:
+        assert len(row) <= 2
+        contributions = [r.contribution for r in row]
+        assert all(c > 0 for c in contributions)
+        assert contributions == sorted(contributions, reverse=True)
+
+
+def test_messages_are_plain_language(small_setup) -> None:
+    explainer, _, _ = small_setup
+    explainer.typical = {"debt": 50.0, "home": "rent"}
+    debt = explainer.specs[[s.name for s in explainer.specs].index("debt")]
+    home = explainer.specs[[s.name for s in explainer.specs].index("home")]
+    income = explainer.specs[[s.name for s in explainer.specs].index("income")]
+    assert explainer.message(debt, 90.0) == "Debt of 90 is higher than typical (50)"
+    assert explainer.message(debt, 12.5) == "Debt of 12.50 is lower than typical (50)"
+    assert explainer.message(home, "own") == "Home is 'own'"
+    assert "not a category the model has seen" in explainer.message(home, "castle")
+    assert explainer.message(income, None) == "Income was not provided"

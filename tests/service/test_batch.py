@@ -1,0 +1,78 @@
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import README_APPLICANT, TrainedStore, applicant_payload
+from tests.service.conftest import ClientFactory
+
+
+def payloads(client: TestClient, frame: pd.DataFrame, n: int) -> list[dict]:
+    names = client.app.state.model_store.current.risk_model.contract.names
+    return [applicant_payload(row, names) for _, row in frame.head(n).iterrows()]
+
+
+def test_batch_answers_in_input_order_equal_single_answers(
+    client: TestClient, credit_frame: pd.DataFrame
+) -> None:
+    applicants = payloads(client, credit_frame, 30)
+    batch = client.post("/v1/score/batch", json={"applicants": applicants})
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert len(results) == 30
+    for applicant, result in zip(applicants[:8], results, strict=False):
+        single = client.post("/v1/score", json=applicant).json()
+        # float32 products may round differently for different batch sizes
+        assert result["probability_of_default"] == pytest.approx(
+            single["probability_of_default"], abs=1e-6
+        )
+        assert result["score"] == pytest.approx(single["score"], abs=0.01)
+        assert (result["risk_band"], result["decision"]) == (
+            single["risk_band"],
+            single["decision"],
+        )
+        assert [r["feature"] for r in result["reason_codes"]] == [
+            r["feature"] for r in single["reason_codes"]
+        ]
+    assert len({r["request_id"] for r in results}) == 30
+
+
+def test_each_batch_decision_is_audited_with_the_batch_id(
+    client: TestClient, credit_frame: pd.DataFrame
+) -> None:
+    applicants = payloads(client, credit_frame, 5)
+    response = client.post("/v1/score/batch", json={"applicants": applicants})
+    batch_id = response.headers["X-Request-ID"]
+    for index, result in enumerate(response.json()["results"]):
+        record = client.get(f"/v1/decisions/{result['request_id']}").json()
+        assert record["batch_id"] == batch_id
+        assert record["batch_index"] == index
+        assert record["probability_of_default"] == result["probability_of_default"]
+
+
+def test_one_bad_item_answers_422_naming_index_and_field(client: TestClient) -> None:
+    applicants = [README_APPLICANT, README_APPLICANT, {**README_APPLICANT, "Debt": -1}]
+    response = client.post("/v1/score/batch", json={"applicants": applicants})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["details"][0]["field"] == "applicants[2].Debt"
+    assert error["message"].startswith("applicants[2].Debt: ")
+    audit = client.app.state.audit
+    assert audit.count() == 0
+
+
+def test_over_the_cap_is_refused_with_a_clear_message(
+    use_trained_store: TrainedStore, make_client: ClientFactory
+) -> None:
+    with make_client(batch_max=3) as small:
+        response = small.post("/v1/score/batch", json={"applicants": [README_APPLICANT] * 4})
+        assert response.status_code == 422
+        assert "at most 3" in response.json()["error"]["message"]
+        assert (
+            small.post("/v1/score/batch", json={"applicants": [README_APPLICANT] * 3}).status_code
+            == 200
+        )
+
+
+@pytest.mark.parametrize("body", [{"applicants": []}, {}, {"applicants": "x"}, {"rows": []}])
+def test_malformed_batches_answer_422(client: TestClient, body: dict) -> None:
+    assert client.post("/v1/score/batch", json=body).status_code == 422
