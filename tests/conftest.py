@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,10 +112,8 @@ def register_source(source: str, name: str = "loan-default", alias: str = "champ
 
     uri = os.environ["MLFLOW_TRACKING_URI"]
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    try:
+    with contextlib.suppress(MlflowException):  # already registered
         client.create_registered_model(name)
-    except MlflowException:
-        pass  # already registered
     version = client.create_model_version(name, source=source)
     client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +14,8 @@ def random_stack(n_inputs: int, seed: int = 0) -> DenseStack:
     rng = np.random.default_rng(seed)
     sizes = [n_inputs, 16, 8, 1]
     weights = tuple(
-        (rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(sizes, sizes[1:])
+        (rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32)
+        for a, b in itertools.pairwise(sizes)
     )
     biases = tuple((rng.normal(size=b) * 0.1).astype(np.float32) for b in sizes[1:])
     return DenseStack(weights, biases)
