@@ -52,6 +52,7 @@ class RequestContextMiddleware:
                 logger.info(
                     "request",
                     extra={
+                        "request_id": request_id,
                         "method": scope["method"],
                         "route": path,
                         "status": status,
