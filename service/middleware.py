@@ -46,7 +46,8 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route: Any = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            # Label by route template, never by raw path: unknown paths would explode cardinality.
+            path = getattr(route, "path", None) or (scope["path"] if status != 404 else "unmatched")
             self.metrics.observe_request(path, scope["method"], status, elapsed)
             if self.log_requests:
                 logger.info(

@@ -1,19 +1,10 @@
 """Reloading the champion: swaps, refusals and their counts, against a real registry."""
 
 import pytest
-from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 from tests.conftest import README_APPLICANT, TrainedStore, champion_source, register_source
 from tests.service.conftest import ClientFactory
-
-
-def metric_value(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            if line.split(" ")[0] == name or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 @pytest.fixture
