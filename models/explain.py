@@ -84,14 +84,15 @@ class Explainer:
         self._group_matrix[np.arange(width), groups] = 1.0
         self._known = {c.name: set(c.categories) for c in preprocessor.categorical}
 
-    def contributions(self, x: np.ndarray) -> np.ndarray:
+    def contributions(self, x: np.ndarray, steps: int | None = None) -> np.ndarray:
         """Integrated-gradients attribution per raw field, shape (rows, fields)."""
+        steps = steps or self.steps
         n, width = x.shape
         delta = x - self.baseline
-        alphas = ((np.arange(self.steps, dtype=np.float32) + 0.5) / self.steps)[None, :, None]
+        alphas = ((np.arange(steps, dtype=np.float32) + 0.5) / steps)[None, :, None]
         path = self.baseline + alphas * delta[:, None, :]
-        grads = input_gradients(self.network, path.reshape(n * self.steps, width))
-        mean_grad = grads.reshape(n, self.steps, width).mean(axis=1)
+        grads = input_gradients(self.network, path.reshape(n * steps, width))
+        mean_grad = grads.reshape(n, steps, width).mean(axis=1)
         return (delta * mean_grad) @ self._group_matrix
 
     def reasons(
@@ -99,9 +100,10 @@ class Explainer:
         x: np.ndarray,
         records: Sequence[Mapping[str, Any]],
         limit: int = MAX_REASONS,
+        steps: int | None = None,
     ) -> list[list[Reason]]:
         """Up to ``limit`` fields that raise each applicant's risk, most important first."""
-        contributions = self.contributions(x)
+        contributions = self.contributions(x, steps)
         top = np.argsort(-contributions, axis=1)[:, :limit]
         top_values = np.take_along_axis(contributions, top, axis=1).tolist()
         out: list[list[Reason]] = []

@@ -81,11 +81,16 @@ class RiskModel:
         )
 
     def assess(
-        self, records: Sequence[Mapping[str, Any]], max_reasons: int = MAX_REASONS
+        self,
+        records: Sequence[Mapping[str, Any]],
+        max_reasons: int = MAX_REASONS,
+        reason_steps: int | None = None,
     ) -> Assessment:
         """Probabilities and reason codes for a batch of records, in one vectorised pass."""
         x = self.preprocessor.transform_records(records)
-        reasons = self.explainer.reasons(x, records, max_reasons) if max_reasons else []
+        reasons = (
+            self.explainer.reasons(x, records, max_reasons, reason_steps) if max_reasons else []
+        )
         return Assessment(self.network.probabilities(x), reasons)
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.audit import AuditTrail, AuditUnavailable, audit_row
+from service.config import Settings
 from service.decisioning import Policy
 from service.errors import ApiError
 from service.metrics import ServiceMetrics
@@ -20,7 +21,7 @@ async def score_and_audit(
     policy: Policy,
     audit: AuditTrail,
     metrics: ServiceMetrics,
-    max_reasons: int,
+    settings: Settings,
     request_id: str,
     batch: bool,
 ) -> list[ScoreResponse]:
@@ -29,7 +30,7 @@ async def score_and_audit(
     A single applicant's decision takes the request's id; in a batch each applicant gets its own id
     and the request id becomes the batch id. No answer leaves before its audit record is committed.
     """
-    assessment = model.risk_model.assess(records, max_reasons)
+    assessment = model.risk_model.assess(records, settings.max_reasons, settings.reason_steps)
     probabilities = assessment.probabilities.tolist()
     scores = policy.scores(assessment.probabilities).tolist()
     bands = policy.risk_bands(assessment.probabilities)

@@ -53,7 +53,7 @@ async def score(
 ) -> ScoreResponse:
     record = applicant.model_dump(by_alias=True)
     answers = await score_and_audit(
-        [record], model, policy, audit, metrics, settings.max_reasons, request_id, batch=False
+        [record], model, policy, audit, metrics, settings, request_id, batch=False
     )
     return answers[0]
 
@@ -76,6 +76,6 @@ async def score_batch(
 ) -> BatchResponse:
     records = [a.model_dump(by_alias=True) for a in batch.applicants]  # type: ignore[attr-defined]
     answers = await score_and_audit(
-        records, model, policy, audit, metrics, settings.max_reasons, request_id, batch=True
+        records, model, policy, audit, metrics, settings, request_id, batch=True
     )
     return BatchResponse(results=answers)
