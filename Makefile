@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_PORT ?= 5000
 export LOANRISK_PORT ?= 8000
 
-.PHONY: install run test lint format train serve clean
+.PHONY: install run test lint format train serve clean bench-serve
 
 install: $(STAMP)
 
@@ -41,3 +41,7 @@ serve: install
 
 clean:
 	rm -rf mlflow.db mlartifacts mlruns .pytest_cache .ruff_cache
+
+## Serving benchmark: this service vs `mlflow models serve` vs a no-op FastAPI ceiling (wrk if installed).
+bench-serve: install
+	$(BIN)/python -m bench.serve

@@ -12,8 +12,7 @@ midpoint rule with ``steps`` points.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -25,8 +24,9 @@ DEFAULT_STEPS = 8
 MAX_REASONS = 4
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(TypedDict):
+    """One reason code; a plain dict so a batch of thousands serialises without conversion."""
+
     feature: str
     value: Any
     contribution: float  # change in log-odds of default attributed to this field
@@ -83,6 +83,7 @@ class Explainer:
         self._group_matrix = np.zeros((width, len(self.specs)), dtype=np.float32)
         self._group_matrix[np.arange(width), groups] = 1.0
         self._known = {c.name: set(c.categories) for c in preprocessor.categorical}
+        self._labels = [_label(spec) for spec in self.specs]
 
     def contributions(self, x: np.ndarray, steps: int | None = None) -> np.ndarray:
         """Integrated-gradients attribution per raw field, shape (rows, fields)."""
@@ -105,37 +106,48 @@ class Explainer:
         """Up to ``limit`` fields that raise each applicant's risk, most important first."""
         contributions = self.contributions(x, steps)
         top = np.argsort(-contributions, axis=1)[:, :limit]
-        top_values = np.take_along_axis(contributions, top, axis=1).tolist()
+        top_values = np.round(np.take_along_axis(contributions, top, axis=1), 6).tolist()
+        specs, labels = self.specs, self._labels
         out: list[list[Reason]] = []
         for indices, values, record in zip(top.tolist(), top_values, records, strict=True):
-            out.append(
-                [
-                    self._reason(self.specs[i], record.get(self.specs[i].name), value)
-                    for i, value in zip(indices, values, strict=True)
-                    if value > 0
-                ]
-            )
+            row: list[Reason] = []
+            for i, value in zip(indices, values, strict=True):
+                if value <= 0:
+                    break  # sorted: the rest lower the risk
+                raw = record.get(specs[i].name)
+                row.append(
+                    {
+                        "feature": specs[i].name,
+                        "value": raw,
+                        "contribution": value,
+                        "message": self._message(specs[i], labels[i], raw),
+                    }
+                )
+            out.append(row)
         return out
-
-    def _reason(self, spec: FeatureSpec, value: Any, contribution: float) -> Reason:
-        return Reason(spec.name, value, round(contribution, 6), self.message(spec, value))
 
     def message(self, spec: FeatureSpec, value: Any) -> str:
         """A sentence for an adverse-action notice."""
-        label = spec.description or spec.name
-        label = label[0].upper() + label[1:]
+        return self._message(spec, _label(spec), value)
+
+    def _message(self, spec: FeatureSpec, label: str, value: Any) -> str:
         if value is None:
             return f"{label} was not provided"
-        typical = self.typical.get(spec.name)
         if spec.kind == "categorical":
             category = as_category(value)
-            if category not in self._known.get(spec.name, set()):
+            if category not in self._known.get(spec.name, ()):
                 return f"{label} '{category}' is not a category the model has seen before"
             return f"{label} is '{category}'"
+        typical = self.typical.get(spec.name)
         if typical is None or value == typical:
             return f"{label} of {_number(value)} raises the estimated risk"
         direction = "higher" if value > typical else "lower"
         return f"{label} of {_number(value)} is {direction} than typical ({_number(typical)})"
+
+
+def _label(spec: FeatureSpec) -> str:
+    label = spec.description or spec.name
+    return label[0].upper() + label[1:]
 
 
 def _number(value: Any) -> str:

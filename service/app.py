@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from threadpoolctl import threadpool_limits
 
 from service.audit import AuditTrail
 from service.config import Settings
@@ -63,6 +64,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "AUTHENTICATION DISABLED: LOANRISK_API_KEYS is empty, so anyone who can reach this "
             "service can score applicants and read decisions. Set LOANRISK_API_KEYS in production."
         )
+    # Scoring matrices are small: BLAS threads only contend with the event loop for the cores.
+    threadpool_limits(settings.blas_threads)
     _configure_tracking(settings)
     audit: AuditTrail = app.state.audit
     audit.start()

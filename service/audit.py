@@ -13,9 +13,9 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import (
     JSON,
     Column,
@@ -83,7 +83,9 @@ class AuditTrail:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        self.engine: Engine = create_engine(
+            url, pool_pre_ping=True, json_serializer=lambda value: to_json(value).decode()
+        )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -164,34 +166,3 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
-
-
-def audit_row(
-    request_id: str,
-    created_at: datetime,
-    model: Any,
-    inputs: dict[str, Any],
-    probability: float,
-    score: float,
-    band: str,
-    decision: str,
-    reasons: list[dict[str, Any]],
-    batch_id: str | None = None,
-    batch_index: int | None = None,
-) -> dict[str, Any]:
-    """One ``decisions`` row."""
-    return {
-        "request_id": request_id,
-        "created_at": created_at,
-        "batch_id": batch_id,
-        "batch_index": batch_index,
-        "model_name": model.name,
-        "model_version": model.version,
-        "run_id": model.run_id,
-        "inputs": inputs,
-        "probability_of_default": probability,
-        "score": score,
-        "risk_band": band,
-        "decision": decision,
-        "reason_codes": reasons,
-    }

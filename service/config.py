@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         1_000_000, ge=1024, description="Largest request body accepted; larger answers 413"
     )
     batch_max: int = Field(1000, ge=1, le=100_000, description="Most applicants in one batch")
+    blas_threads: int = Field(
+        1, ge=1, description="Threads for NumPy's matrix products; >1 only pays for huge batches"
+    )
 
     # Security
     api_keys: str = Field(

@@ -40,6 +40,7 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [h for h in root.handlers if not isinstance(h.formatter, JsonFormatter)]
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn.access is left alone: uvicorn itself turns it on or off (LOANRISK_ACCESS_LOG).
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

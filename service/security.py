@@ -11,7 +11,7 @@ from service.errors import ApiError
 API_KEY_HEADER = "X-API-Key"
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     """Refuse with 401 unless the header holds a configured key (no keys: the service is open)."""
     keys: list[bytes] = request.app.state.api_keys
     if not keys:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from service.dependencies import (
     ApplicantDep,
@@ -17,7 +17,7 @@ from service.dependencies import (
     SettingsDep,
 )
 from service.schemas import BatchResponse, ErrorResponse, ScoreResponse
-from service.scoring import score_and_audit
+from service.scoring import json_response, score_and_audit
 from service.security import require_api_key
 
 router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[Depends(require_api_key)])
@@ -50,12 +50,12 @@ async def score(
     metrics: MetricsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
-) -> ScoreResponse:
+) -> Response:
     record = applicant.model_dump(by_alias=True)
     answers = await score_and_audit(
         [record], model, policy, audit, metrics, settings, request_id, batch=False
     )
-    return answers[0]
+    return json_response(answers[0])
 
 
 @router.post(
@@ -73,9 +73,9 @@ async def score_batch(
     metrics: MetricsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
-) -> BatchResponse:
+) -> Response:
     records = [a.model_dump(by_alias=True) for a in batch.applicants]  # type: ignore[attr-defined]
     answers = await score_and_audit(
         records, model, policy, audit, metrics, settings, request_id, batch=True
     )
-    return BatchResponse(results=answers)
+    return json_response({"results": answers})

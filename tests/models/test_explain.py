@@ -74,7 +74,7 @@ def test_reasons_are_positive_sorted_and_capped(small_setup) -> None:
     assert len(reasons) == 30
     for row in reasons:
         assert len(row) <= 2
-        contributions = [r.contribution for r in row]
+        contributions = [r["contribution"] for r in row]
         assert all(c > 0 for c in contributions)
         assert contributions == sorted(contributions, reverse=True)
 

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.decisioning import Policy
+from service.schemas import ScoreResponse
 from tests.conftest import (
     README_APPLICANT,
     TrainedStore,
@@ -19,6 +20,7 @@ from tests.service.conftest import ClientFactory
 def test_answer_carries_score_band_decision_and_reasons(client: TestClient) -> None:
     response = client.post("/v1/score", json=README_APPLICANT)
     body = response.json()
+    ScoreResponse.model_validate(body)  # the documented response model
     policy: Policy = client.app.state.policy
     p = np.array([body["probability_of_default"]])
     assert body["score"] == pytest.approx(policy.scores(p)[0])

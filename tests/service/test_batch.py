@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from service.schemas import BatchResponse
 from tests.conftest import README_APPLICANT, TrainedStore, applicant_payload
 from tests.service.conftest import ClientFactory
 
@@ -17,6 +18,7 @@ def test_batch_answers_in_input_order_equal_single_answers(
     applicants = payloads(client, credit_frame, 30)
     batch = client.post("/v1/score/batch", json={"applicants": applicants})
     assert batch.status_code == 200, batch.text
+    BatchResponse.model_validate(batch.json())  # the documented response model
     results = batch.json()["results"]
     assert len(results) == 30
     for applicant, result in zip(applicants[:8], results, strict=False):
