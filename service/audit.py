@@ -8,6 +8,7 @@ share a commit instead of queueing for one each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -19,6 +20,7 @@ from pydantic_core import to_json
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -88,6 +90,7 @@ class AuditTrail:
         )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._insert = insert(decisions)
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
 
@@ -114,36 +117,50 @@ class AuditTrail:
         await future
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            group = [first]
-            stop_after = False
-            while len(group) < MAX_GROUP:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop_after = True
-                    break
-                group.append(item)
-            self._commit(group)
-            if stop_after:
-                return
+        # One connection for the writer's life: checking one out of the pool per commit (and
+        # pinging it) cost more than the insert. A failed commit drops it; the next one reconnects.
+        connection: Connection | None = None
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                group = [first]
+                stop_after = False
+                while len(group) < MAX_GROUP:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop_after = True
+                        break
+                    group.append(item)
+                connection = self._commit(group, connection)
+                if stop_after:
+                    return
+        finally:
+            if connection is not None:
+                connection.close()
 
-    def _commit(self, group: list[_Pending]) -> None:
+    def _commit(self, group: list[_Pending], connection: Connection | None) -> Connection | None:
         rows = [row for pending in group for row in pending.rows]
         error: BaseException | None = None
         try:
-            with self.engine.begin() as connection:
-                connection.execute(insert(decisions), rows)
+            if connection is None:
+                connection = self.engine.connect()
+            connection.execute(self._insert, rows)
+            connection.commit()
         except Exception as exc:  # any database failure means "not audited"
             logger.error("audit write failed for %d records: %s", len(rows), exc)
             error = AuditUnavailable(f"audit database write failed: {type(exc).__name__}")
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+            connection = None
         for pending in group:
             pending.loop.call_soon_threadsafe(_settle, pending.future, error)
+        return connection
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as connection:

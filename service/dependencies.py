@@ -44,7 +44,7 @@ async def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 
-async def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedModel:
+def current_model(store: ModelStore) -> LoadedModel:
     """The model serving this request, taken once; 503 when none is loaded."""
     current = store.current
     if current is None:
@@ -57,6 +57,10 @@ async def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedM
     return current
 
 
+async def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedModel:
+    return current_model(store)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
@@ -66,17 +70,17 @@ PolicyDep = Annotated[Policy, Depends(get_policy)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
-async def read_body(request: Request, settings: SettingsDep) -> bytes:
-    """The raw request body, refused with 413 beyond ``max_body_bytes``."""
+async def read_request_body(request: Request, limit: int) -> bytes:
+    """The raw request body, refused with 413 beyond ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
-        raise ApiError(413, "payload_too_large", _too_large(settings.max_body_bytes))
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", _too_large(limit))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > settings.max_body_bytes:
-            raise ApiError(413, "payload_too_large", _too_large(settings.max_body_bytes))
+        if size > limit:
+            raise ApiError(413, "payload_too_large", _too_large(limit))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -85,26 +89,10 @@ def _too_large(limit: int) -> str:
     return f"request body exceeds {limit} bytes (LOANRISK_MAX_BODY_BYTES)"
 
 
-BodyDep = Annotated[bytes, Depends(read_body)]
-
-
-def _validate(schema: type[BaseModel], body: bytes) -> BaseModel:
+def validate_body(schema: type[BaseModel], body: bytes) -> BaseModel:
+    """Validate JSON against ``schema``; errors answer 422 naming the field."""
     try:
         return schema.model_validate_json(body)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
-
-
-async def parse_applicant(body: BodyDep, model: ModelDep) -> BaseModel:
-    """Validate one applicant against the served model's contract; 422 names the field."""
-    return _validate(model.applicant, body)
-
-
-async def parse_batch(body: BodyDep, model: ModelDep) -> BaseModel:
-    """Validate a batch; 422 names the index and the field (``applicants[3].Debt``)."""
-    return _validate(model.batch, body)
-
-
-ApplicantDep = Annotated[BaseModel, Depends(parse_applicant)]
-BatchDep = Annotated[BaseModel, Depends(parse_batch)]
