@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,6 +36,33 @@ README_APPLICANT = {
     "Amount": 800,
     "Price": 846,
 }
+
+
+ClientFactory = Callable[..., AbstractContextManager["TestClient"]]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> ClientFactory:
+    """Start the app with settings overrides; the audit trail lives in this test's directory."""
+
+    @contextmanager
+    def factory(**overrides: Any) -> Iterator[TestClient]:
+        from fastapi.testclient import TestClient
+
+        from service.app import create_app
+        from service.config import Settings
+
+        settings = Settings(
+            **{
+                "audit_db_url": f"sqlite:///{tmp_path / 'audit.db'}",
+                "reload_interval_s": 0,
+                **overrides,
+            }
+        )
+        with TestClient(create_app(settings)) as test_client:
+            yield test_client
+
+    return factory
 
 
 @pytest.fixture(scope="session")

@@ -1,35 +1,9 @@
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.config import Settings
-from tests.conftest import TrainedStore
-
-ClientFactory = Callable[..., AbstractContextManager[TestClient]]
-
-
-@pytest.fixture
-def make_client(tmp_path: Path) -> ClientFactory:
-    """Start the app with settings overrides; the audit trail lives in this test's directory."""
-
-    @contextmanager
-    def factory(**overrides: Any) -> Iterator[TestClient]:
-        settings = Settings(
-            **{
-                "audit_db_url": f"sqlite:///{tmp_path / 'audit.db'}",
-                "reload_interval_s": 0,
-                **overrides,
-            }
-        )
-        with TestClient(create_app(settings)) as test_client:
-            yield test_client
-
-    return factory
+from tests.conftest import ClientFactory, TrainedStore
 
 
 @pytest.fixture

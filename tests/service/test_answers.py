@@ -9,12 +9,12 @@ from service.decisioning import Policy
 from service.schemas import ScoreResponse
 from tests.conftest import (
     README_APPLICANT,
+    ClientFactory,
     TrainedStore,
     applicant_payload,
     champion_source,
     register_source,
 )
-from tests.service.conftest import ClientFactory
 
 
 def test_answer_carries_score_band_decision_and_reasons(client: TestClient) -> None:

@@ -3,8 +3,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import README_APPLICANT, TrainedStore
-from tests.service.conftest import ClientFactory
+from tests.conftest import README_APPLICANT, ClientFactory, TrainedStore
 
 
 def test_every_answer_has_a_committed_record_matching_it(client: TestClient) -> None:

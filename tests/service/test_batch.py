@@ -3,8 +3,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.schemas import BatchResponse
-from tests.conftest import README_APPLICANT, TrainedStore, applicant_payload
-from tests.service.conftest import ClientFactory
+from tests.conftest import README_APPLICANT, ClientFactory, TrainedStore, applicant_payload
 
 
 def payloads(client: TestClient, frame: pd.DataFrame, n: int) -> list[dict]:

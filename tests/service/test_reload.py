@@ -3,8 +3,13 @@
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import README_APPLICANT, TrainedStore, champion_source, register_source
-from tests.service.conftest import ClientFactory
+from tests.conftest import (
+    README_APPLICANT,
+    ClientFactory,
+    TrainedStore,
+    champion_source,
+    register_source,
+)
 
 
 @pytest.fixture

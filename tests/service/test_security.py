@@ -3,8 +3,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import README_APPLICANT, TrainedStore
-from tests.service.conftest import ClientFactory
+from tests.conftest import README_APPLICANT, ClientFactory, TrainedStore
 
 PROTECTED = [
     ("POST", "/v1/score"),
