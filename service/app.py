@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,6 +44,13 @@ def _configure_tracking(settings: Settings) -> None:
 
     from models.mlflow_flavor import tracking_uri
 
+    # The MLflow client's own defaults (120 s timeout, 7 retries with exponential back-off) hold a
+    # registry check against an unreachable server for minutes, stalling the poller and
+    # POST /v1/admin/reload. The poller retries every interval anyway, so fail within seconds.
+    # MLflow reads these on every request; an operator's own values win.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(settings.registry_timeout_s))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     # The registry follows the tracking URI (see models.mlflow_flavor.use_tracking).
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri or tracking_uri())
 

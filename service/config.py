@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(
         30.0, ge=0, description="Seconds between registry checks for a new champion; 0 disables"
     )
+    registry_timeout_s: int = Field(
+        10,
+        ge=1,
+        description="Timeout of one request to an http(s) tracking server; sets "
+        "MLFLOW_HTTP_REQUEST_TIMEOUT unless that is set",
+    )
 
     # HTTP server
     host: str = Field("127.0.0.1", description="Bind address of `loanrisk serve`")
