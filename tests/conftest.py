@@ -65,6 +65,35 @@ def make_client(tmp_path: Path) -> ClientFactory:
     return factory
 
 
+def forget_mlflow_uris() -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None clears it and its variable
+    mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_mlflow_uri_from_the_outside() -> None:
+    """The suite never talks to the tracking server of the shell it was started from."""
+    forget_mlflow_uris()
+
+
+@pytest.fixture(autouse=True)
+def no_mlflow_uri_left_over() -> Iterator[None]:
+    """No MLflow tracking or registry URI survives a test.
+
+    ``mlflow.set_tracking_uri`` and ``mlflow.set_registry_uri`` are process-wide and also export
+    ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI``; left over, a registry chosen in one test
+    would receive what later store fixtures and ``loanrisk`` subprocesses register. Cleared after
+    each test too, because the next test's session and module fixtures are set up before this.
+    """
+    forget_mlflow_uris()
+    yield
+    forget_mlflow_uris()
+
+
 @pytest.fixture(scope="session")
 def credit_frame() -> pd.DataFrame:
     return pd.read_csv(CREDIT_DATA)
