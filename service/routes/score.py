@@ -30,6 +30,27 @@ def _body(schema: str) -> dict[str, Any]:
 # dependency costs tens of microseconds, and these are the routes that carry the traffic.
 
 
+async def _assess(request: Request, batch: bool) -> list[dict[str, Any]]:
+    state = request.app.state
+    model = current_model(state.model_store)
+    body = await read_request_body(request, state.settings.max_body_bytes)
+    if batch:
+        applicants = validate_body(model.batch, body).applicants  # type: ignore[attr-defined]
+        records = [a.model_dump(by_alias=True) for a in applicants]
+    else:
+        records = [validate_body(model.applicant, body).model_dump(by_alias=True)]
+    return await score_and_audit(
+        records,
+        model,
+        state.policy,
+        state.audit,
+        state.metrics,
+        state.settings,
+        request.state.request_id,
+        batch=batch,
+    )
+
+
 @router.post(
     "/score",
     response_model=ScoreResponse,
@@ -38,21 +59,7 @@ def _body(schema: str) -> dict[str, Any]:
     summary="Assess one applicant: probability, score, band, decision and reasons",
 )
 async def score(request: Request) -> Response:
-    state = request.app.state
-    model = current_model(state.model_store)
-    body = await read_request_body(request, state.settings.max_body_bytes)
-    record = validate_body(model.applicant, body).model_dump(by_alias=True)
-    answers = await score_and_audit(
-        [record],
-        model,
-        state.policy,
-        state.audit,
-        state.metrics,
-        state.settings,
-        request.state.request_id,
-        batch=False,
-    )
-    return json_response(answers[0])
+    return json_response((await _assess(request, batch=False))[0])
 
 
 @router.post(
@@ -63,19 +70,4 @@ async def score(request: Request) -> Response:
     summary="Assess up to LOANRISK_BATCH_MAX applicants in one vectorised pass",
 )
 async def score_batch(request: Request) -> Response:
-    state = request.app.state
-    model = current_model(state.model_store)
-    body = await read_request_body(request, state.settings.max_body_bytes)
-    batch = validate_body(model.batch, body)
-    records = [a.model_dump(by_alias=True) for a in batch.applicants]  # type: ignore[attr-defined]
-    answers = await score_and_audit(
-        records,
-        model,
-        state.policy,
-        state.audit,
-        state.metrics,
-        state.settings,
-        request.state.request_id,
-        batch=True,
-    )
-    return json_response({"results": answers})
+    return json_response({"results": await _assess(request, batch=True)})
