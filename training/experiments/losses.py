@@ -38,10 +38,10 @@ QUICK_EPOCHS = 2
 LOSSES = ("binary_cross_entropy", "mean_squared_error", "mean_absolute_error")
 SUMMARY_METRICS = (
     ("roc_auc", "ROC AUC (higher is better)"),
-    ("log_loss", "log loss"),
-    ("brier", "Brier score"),
-    ("ece", "expected calibration error"),
-    ("confidently_wrong", "confidently wrong share"),
+    ("log_loss", "log loss (lower is better)"),
+    ("brier", "Brier score (lower is better)"),
+    ("ece", "calibration error, ECE (lower)"),
+    ("confidently_wrong", "confidently wrong (lower)"),
 )
 DESCRIPTION = (
     "The same DNN, data, split, seed and initial weights trained with binary cross-entropy, "
