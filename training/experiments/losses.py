@@ -77,9 +77,9 @@ def keras_loss(name: str) -> object:
 
 def run_losses(options: LossesOptions, say: Say) -> ExperimentResult:
     """Train one child per loss function and chart their test metrics on the parent."""
-    keras = import_keras()
     config = replace(options.network, epochs=QUICK_EPOCHS) if options.quick else options.network
     split = load_credit_split(options.data, options.seed, options.target, options.positive_label)
+    keras = import_keras()
     say(
         f"{KIND}: {split.data_file}, {len(split.y_train)} training and {len(split.y_test)} test "
         f"rows, {config.epochs} epochs per loss"

@@ -161,7 +161,6 @@ def _validate(options: MnistOptions) -> None:
 
 def run_mnist(options: MnistOptions, say: Say) -> ExperimentResult:
     """Train with and without dropout; log both children and the gap charts."""
-    keras = import_keras()
     _validate(options)
     train, test = read_digits(options.train), read_digits(options.test)
     if train.pixels.shape[1] != test.pixels.shape[1]:
@@ -179,6 +178,7 @@ def run_mnist(options: MnistOptions, say: Say) -> ExperimentResult:
     n_classes = int(max(train.labels.max(), test.labels.max())) + 1
     if n_classes < 2:
         raise ExperimentError(f"{options.train.name}: labels need at least two classes")
+    keras = import_keras()
     x_train = train.pixels / scale
     # Scaled by the training maximum; a brighter test pixel is clipped to the same range.
     x_test = np.clip(test.pixels / scale, 0.0, 1.0)
