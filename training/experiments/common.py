@@ -385,7 +385,7 @@ def run_sweep(
             f"train_test_gap_vs_{variable}.png",
         )
         result.add_chart(
-            learning_curves_chart(curves, [("loss", "loss"), ("auc", "AUC")]),
+            learning_curves_chart(curves, [("loss", "log loss"), ("auc", "AUC")]),
             "learning_curves.png",
         )
     return result
