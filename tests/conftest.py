@@ -65,6 +65,28 @@ def make_client(tmp_path: Path) -> ClientFactory:
     return factory
 
 
+@pytest.fixture(autouse=True)
+def _forget_mlflow_uris() -> Iterator[None]:
+    """Undo the tracking and registry URIs that ``use_tracking()`` set during a test.
+
+    MLflow keeps them in process globals, which take precedence over ``MLFLOW_TRACKING_URI``, and
+    copies them into environment variables; both outlive the test, so without this a later
+    test's ``MlflowClient()`` would talk to an earlier test's store.
+    """
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
+    yield
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def credit_frame() -> pd.DataFrame:
     return pd.read_csv(CREDIT_DATA)
