@@ -167,7 +167,11 @@ def run_backprop(options: BackpropOptions, say: Say) -> ExperimentResult:
     with parent_run(KIND, options.experiment, params, DESCRIPTION) as result:
         say(f"[1/2] {NUMPY_CHILD}")
         with child_run(KIND, NUMPY_CHILD, {**child_params, "implementation": "numpy"}):
-            numpy_curves = _train_numpy(network, split, options, epochs, say)
+            try:
+                numpy_curves = _train_numpy(network, split, options, epochs, say)
+            except FloatingPointError as exc:
+                # A learning rate so large that the loss overflows: the runs end as failed.
+                raise ExperimentError(str(exc)) from None
             result.children[NUMPY_CHILD] = _final(numpy_curves)
         say(f"[2/2] {KERAS_CHILD}")
         with child_run(KIND, KERAS_CHILD, {**child_params, "implementation": "keras"}):
