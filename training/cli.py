@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from models.network import NetworkConfig
+from training.experiments.cli import experiment_app
 
 app = typer.Typer(
     help="Loan-default risk scoring: train a Keras DNN, register it in MLflow, serve it over HTTP.",
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(experiment_app, name="experiment")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

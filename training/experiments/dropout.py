@@ -1,0 +1,83 @@
+"""Dropout's keep-probability p swept from heavy dropout to none, on loan data.
+
+One child run per p, with the L2 penalty off so that dropout is the only regulariser, and a wide
+network trained for a fixed number of epochs so that p = 1.0 can over-fit. The parent's chart
+shows the train-test gap against p: the lesson's under-fitting (small p) to over-fitting
+(p = 1.0) picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from models.network import NetworkConfig
+from training.data import BUNDLED_DATA
+from training.experiments.common import (
+    ExperimentError,
+    ExperimentResult,
+    Say,
+    SweepVariant,
+    load_credit_split,
+    run_sweep,
+)
+
+KIND = "dropout"
+DEFAULT_EXPERIMENT = "lesson-dropout"
+KEEP_PROBABILITIES = (0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+QUICK_EPOCHS = 2
+DESCRIPTION = (
+    "Dropout keep-probability p (the chance a hidden unit is kept; Keras rate = 1 - p) swept "
+    "with no L2 penalty. Each child logs training and test log loss and AUC per epoch, measured "
+    "with dropout off; the parent charts the final train-test gap against p."
+)
+
+
+@dataclass(frozen=True)
+class DropoutOptions:
+    data: Path = BUNDLED_DATA
+    target: str | None = None
+    positive_label: str | None = None
+    experiment: str = DEFAULT_EXPERIMENT
+    seed: int = 0
+    quick: bool = False
+    keep_probabilities: tuple[float, ...] = KEEP_PROBABILITIES
+    network: NetworkConfig = field(
+        default_factory=lambda: NetworkConfig(
+            hidden_units=(256, 256),
+            keep_probability=1.0,
+            l2=0.0,
+            batch_size=64,
+            epochs=100,
+            early_stopping_patience=0,
+        )
+    )
+
+
+def run_dropout(options: DropoutOptions, say: Say) -> ExperimentResult:
+    """One child run per keep-probability; the gap chart on the parent."""
+    values = options.keep_probabilities
+    if not values:
+        raise ExperimentError("give at least one keep probability")
+    if not all(0.0 < p <= 1.0 for p in values):
+        raise ExperimentError(f"keep probabilities must lie in (0, 1], got {list(values)}")
+    base = replace(options.network, l2=0.0)
+    if options.quick:
+        base = replace(base, epochs=QUICK_EPOCHS)
+    split = load_credit_split(options.data, options.seed, options.target, options.positive_label)
+    say(
+        f"{KIND}: {split.data_file}, {len(split.y_train)} training and {len(split.y_test)} test "
+        f"rows, {base.epochs} epochs per value, p in {list(values)}"
+    )
+    variants = [SweepVariant(f"keep_p={p:g}", p, replace(base, keep_probability=p)) for p in values]
+    return run_sweep(
+        kind=KIND,
+        variable="keep_probability",
+        variants=variants,
+        split=split,
+        experiment=options.experiment,
+        seed=options.seed,
+        quick=options.quick,
+        description=DESCRIPTION,
+        say=say,
+    )
