@@ -136,7 +136,7 @@ class Explainer:
         if spec.kind == "categorical":
             category = as_category(value)
             if category not in self._known.get(spec.name, ()):
-                return f"{label} '{category}' is not a category the model has seen before"
+                return f"{label} '{category}' is not among the categories the model learnt from"
             return f"{label} is '{category}'"
         typical = self.typical.get(spec.name)
         if typical is None or value == typical:

@@ -71,6 +71,34 @@ class Preprocessor:
             for t in self.categorical
         ]
         self.output_names = self._output_names()
+        self._compile()
+
+    def _compile(self) -> None:
+        """Per-column statistics as vectors, so every row is encoded in a handful of array ops."""
+        numeric = self.numeric
+        self._numeric_names = [t.name for t in numeric]
+        self._medians = np.array([t.median for t in numeric], dtype=np.float64)
+        self._means = np.array([t.mean for t in numeric], dtype=np.float64)
+        self._stds = np.array([t.std for t in numeric], dtype=np.float64)
+        self._log = np.array([t.log for t in numeric], dtype=bool)
+        self._any_log = bool(self._log.any())
+        positions, indicator_columns, indicator_positions = [], [], []
+        position = 0
+        for index, t in enumerate(numeric):
+            positions.append(position)
+            position += 1
+            if t.missing_indicator:
+                indicator_columns.append(index)
+                indicator_positions.append(position)
+                position += 1
+        self._numeric_positions = np.array(positions, dtype=np.int64)
+        self._indicator_columns = np.array(indicator_columns, dtype=np.int64)
+        self._indicator_positions = np.array(indicator_positions, dtype=np.int64)
+        offsets = []
+        for t in self.categorical:
+            offsets.append(position)
+            position += t.width
+        self._category_offsets = offsets
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, contract: FeatureContract) -> Preprocessor:
@@ -123,37 +151,42 @@ class Preprocessor:
     def transform(self, columns: Columns) -> np.ndarray:
         """Encode rows given column-wise (a DataFrame or a mapping of name to values)."""
         n_rows = _row_count(columns)
-        out = np.zeros((n_rows, self.width), dtype=np.float32)
-        position = 0
-        for t in self.numeric:
-            values = _numeric_array(_column(columns, t.name, n_rows))
-            missing = np.isnan(values)
-            values = np.where(missing, t.median, values)
-            if t.log:
-                values = np.log1p(np.maximum(values, 0.0))
-            standard = (values - t.mean) / t.std
-            out[:, position] = np.clip(
-                standard, -CLIP_STANDARD_DEVIATIONS, CLIP_STANDARD_DEVIATIONS
-            )
-            position += 1
-            if t.missing_indicator:
-                out[:, position] = missing
-                position += 1
-        rows = np.arange(n_rows)
-        for t, lookup in zip(self.categorical, self._lookups, strict=True):
-            unknown = len(t.categories)
-            raw = _column(columns, t.name, n_rows)
-            values = raw.tolist() if isinstance(raw, pd.Series) else raw
-            indices = [lookup.get(as_category(v), unknown) for v in values]  # type: ignore[arg-type]
-            out[rows, position + np.asarray(indices, dtype=np.int64)] = 1.0
-            position += t.width
-        return out
+        numeric = np.empty((n_rows, len(self.numeric)), dtype=np.float64)
+        for index, name in enumerate(self._numeric_names):
+            numeric[:, index] = _numeric_array(_column(columns, name, n_rows))
+        categories = [_column(columns, t.name, n_rows) for t in self.categorical]
+        return self._encode(
+            numeric, [c.tolist() if isinstance(c, pd.Series) else c for c in categories]
+        )
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encode a list of request records, without building a DataFrame."""
-        names = [t.name for t in self.numeric] + [t.name for t in self.categorical]
-        columns = {name: [record.get(name) for record in records] for name in names}
-        return self.transform(columns)
+        numeric = np.array(
+            [[record.get(name) for name in self._numeric_names] for record in records],
+            dtype=np.float64,  # None becomes NaN
+        ).reshape(len(records), len(self._numeric_names))
+        categories = [[record.get(t.name) for record in records] for t in self.categorical]
+        return self._encode(numeric, categories)
+
+    def _encode(self, numeric: np.ndarray, categories: list[Sequence[Any]]) -> np.ndarray:
+        n_rows = numeric.shape[0]
+        out = np.zeros((n_rows, self.width), dtype=np.float32)
+        missing = np.isnan(numeric)
+        values = np.where(missing, self._medians, numeric)
+        if self._any_log:
+            values[:, self._log] = np.log1p(np.maximum(values[:, self._log], 0.0))
+        standard = (values - self._means) / self._stds
+        np.clip(standard, -CLIP_STANDARD_DEVIATIONS, CLIP_STANDARD_DEVIATIONS, out=standard)
+        out[:, self._numeric_positions] = standard
+        out[:, self._indicator_positions] = missing[:, self._indicator_columns]
+        rows = np.arange(n_rows)
+        for t, lookup, offset, values_ in zip(
+            self.categorical, self._lookups, self._category_offsets, categories, strict=True
+        ):
+            unknown = len(t.categories)
+            indices = [lookup.get(as_category(v), unknown) for v in values_]  # type: ignore[arg-type]
+            out[rows, offset + np.asarray(indices, dtype=np.int64)] = 1.0
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -73,8 +73,10 @@ RequestIdDep = Annotated[str, Depends(get_request_id)]
 async def read_request_body(request: Request, limit: int) -> bytes:
     """The raw request body, refused with 413 beyond ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "payload_too_large", _too_large(limit))
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise ApiError(413, "payload_too_large", _too_large(limit))
+        return await request.body()  # the server enforces the declared length
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

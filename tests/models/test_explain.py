@@ -88,5 +88,5 @@ def test_messages_are_plain_language(small_setup) -> None:
     assert explainer.message(debt, 90.0) == "Debt of 90 is higher than typical (50)"
     assert explainer.message(debt, 12.5) == "Debt of 12.50 is lower than typical (50)"
     assert explainer.message(home, "own") == "Home is 'own'"
-    assert "not a category the model has seen" in explainer.message(home, "castle")
+    assert "not among the categories the model learnt" in explainer.message(home, "castle")
     assert explainer.message(income, None) == "Income was not provided"
