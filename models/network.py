@@ -32,7 +32,10 @@ class NetworkConfig:
     ``ensemble_size`` networks are trained from different seeds on the same rows and their logits
     averaged: seeds disagree most where data is thin, and the average ranks applicants better than
     any one of them. ``learning_rate`` is divided by ``lr_reduce_factor`` whenever the validation
-    loss has not improved for ``lr_reduce_patience`` epochs (0: constant rate).
+    loss has not improved for ``lr_reduce_patience`` epochs (0: constant rate). Defaulted rows
+    weigh ``positive_weight`` times a repaid row in the training loss (class weighting); the
+    calibrator fitted afterwards on unweighted validation rows undoes the shift it causes in the
+    probabilities.
 
     The defaults suit the few thousand rows of the bundled datasets; :meth:`for_rows` scales width,
     regularisation and batch size to the size of the training data.
@@ -41,13 +44,14 @@ class NetworkConfig:
     hidden_units: tuple[int, ...] = (64, 32)
     keep_probability: float = 0.5
     l2: float = 1e-3
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     batch_size: int = 256
     epochs: int = 200
     early_stopping_patience: int = 10
     ensemble_size: int = 3
     lr_reduce_patience: int = 0
     lr_reduce_factor: float = 3.0
+    positive_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.hidden_units or any(int(u) < 1 for u in self.hidden_units):
@@ -64,6 +68,8 @@ class NetworkConfig:
             raise ValueError("ensemble_size must be at least 1")
         if self.lr_reduce_patience < 0 or self.lr_reduce_factor <= 1.0:
             raise ValueError("lr_reduce_patience must be non-negative and lr_reduce_factor > 1")
+        if self.positive_weight <= 0:
+            raise ValueError("positive_weight must be positive")
 
     @classmethod
     def for_rows(cls, n_train: int, **overrides: Any) -> NetworkConfig:
