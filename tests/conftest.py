@@ -71,6 +71,8 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedS
                 data=CREDIT_DATA,
                 experiment="tests",
                 network=NetworkConfig(epochs=4, early_stopping_patience=0),
+                # A few epochs may not beat the baselines; the service tests need a champion.
+                force_promote=True,
             )
         )
         yield TrainedStore(uri=uri, directory=directory, result=result)
