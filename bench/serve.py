@@ -245,7 +245,15 @@ def main() -> None:
         env = {"MLFLOW_TRACKING_URI": uri, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         log(f"training the benchmark model into {uri} ...")
         subprocess.run(
-            [str(BIN / "loanrisk"), "train", "--epochs", str(args.epochs), "--experiment", "bench"],
+            [
+                str(BIN / "loanrisk"),
+                "train",
+                "--epochs",
+                str(args.epochs),
+                "--experiment",
+                "bench",
+                "--force-promote",
+            ],
             env={**os.environ, **env},
             cwd=workdir,
             check=True,

@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from models.contract import FeatureContract, FeatureSpec
-from models.network import DenseStack
+from models.network import ScoringNetwork
 from models.preprocessing import Preprocessor, as_category
 
 DEFAULT_STEPS = 8
@@ -33,17 +33,9 @@ class Reason(TypedDict):
     message: str
 
 
-def input_gradients(network: DenseStack, x: np.ndarray) -> np.ndarray:
-    """d logit / d x for each row, by back-propagating through the ReLU layers."""
-    activations = [x]
-    h = x
-    for w, b in zip(network.weights[:-1], network.biases[:-1], strict=True):
-        h = np.maximum(h @ w + b, 0.0)
-        activations.append(h)
-    grad = np.broadcast_to(network.weights[-1][:, 0], (x.shape[0], network.weights[-1].shape[0]))
-    for layer in range(len(network.weights) - 2, -1, -1):
-        grad = (grad * (activations[layer + 1] > 0)) @ network.weights[layer].T
-    return np.asarray(grad)
+def input_gradients(network: ScoringNetwork, x: np.ndarray) -> np.ndarray:
+    """d logit / d x for each row (for an ensemble, of the averaged logit)."""
+    return network.logit_gradient(x)
 
 
 class Explainer:
@@ -53,7 +45,7 @@ class Explainer:
         self,
         contract: FeatureContract,
         preprocessor: Preprocessor,
-        network: DenseStack,
+        network: ScoringNetwork,
         baseline: Sequence[float] | None,
         typical: Mapping[str, Any] | None = None,
         steps: int = DEFAULT_STEPS,

@@ -8,6 +8,7 @@ thousand request records), so the service never re-implements a feature.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,12 @@ LOG_SKEW_THRESHOLD = 2.0
 # far outside anything it saw in training.
 CLIP_STANDARD_DEVIATIONS = 10.0
 UNKNOWN_CATEGORY = "__unknown__"
+# A category seen on fewer training rows than this gets no slot of its own: it shares the unknown
+# slot with unseen and missing values, whose weight is then learnt from all rare categories
+# together instead of from a handful of rows each. The most frequent categories are kept, at most
+# MAX_CATEGORIES of them, so a column of postcodes or employer names cannot blow up the input.
+MIN_CATEGORY_ROWS = 10
+MAX_CATEGORIES = 100
 
 Columns = Mapping[str, Sequence[Any]] | pd.DataFrame
 
@@ -46,7 +53,7 @@ class CategoricalTransform:
 
     @property
     def width(self) -> int:
-        # One slot per known category plus one for unseen or missing values.
+        # One slot per known category plus one for unseen, rare or missing values.
         return len(self.categories) + 1
 
 
@@ -128,9 +135,10 @@ class Preprocessor:
             )
         categorical = []
         for spec in contract.categorical:
-            seen = {as_category(v) for v in frame[spec.name].tolist()}
-            seen.discard(None)
-            categorical.append(CategoricalTransform(spec.name, tuple(sorted(seen))))
+            counts = Counter(as_category(v) for v in frame[spec.name].tolist())
+            counts.pop(None, None)
+            frequent = [c for c, n in counts.most_common(MAX_CATEGORIES) if n >= MIN_CATEGORY_ROWS]
+            categorical.append(CategoricalTransform(spec.name, tuple(sorted(frequent))))
         return cls(numeric, categorical)
 
     def _output_names(self) -> list[str]:

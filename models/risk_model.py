@@ -4,10 +4,15 @@ Saved as one directory, which is what the MLflow model carries as its artifact:
 
     contract.json        the raw input fields the model accepts
     preprocessing.json   the statistics fitted on the training split
-    network.npz          the trained weights, for the lean NumPy scoring path
+    network.npz          the trained weights, for the lean NumPy scoring path (one network, or
+                         the members of a seed ensemble whose logits are averaged)
     network.keras        the same network as Keras saved it, the reference implementation
     reference.json       the training population: explanation baseline and drift (PSI) bins
+    calibration.json     the calibrator fitted on the validation split, applied to the logit by
+                         both scoring paths (absent in models saved before calibration existed)
     metadata.json        training configuration and metrics, for people and for /v1/model
+
+Both scoring paths return *calibrated* probabilities of default.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.calibration import Calibrator
 from models.contract import FeatureContract
 from models.explain import MAX_REASONS, Explainer, Reason
-from models.network import DenseStack, import_keras
+from models.network import ScoringNetwork, import_keras, keras_logits, load_network
 from models.preprocessing import Preprocessor
 from models.reference import TrainingReference
 
@@ -34,6 +40,7 @@ WEIGHTS_FILE = "network.npz"
 KERAS_FILE = "network.keras"
 METADATA_FILE = "metadata.json"
 REFERENCE_FILE = "reference.json"
+CALIBRATION_FILE = "calibration.json"
 
 
 class ModelFormatError(RuntimeError):
@@ -54,8 +61,9 @@ class RiskModel:
 
     contract: FeatureContract
     preprocessor: Preprocessor
-    network: DenseStack
+    network: ScoringNetwork
     metadata: dict[str, Any] = field(default_factory=dict)
+    calibrator: Calibrator = field(default_factory=Calibrator)
     reference: TrainingReference | None = None
 
     def __post_init__(self) -> None:
@@ -65,9 +73,13 @@ class RiskModel:
                 f"preprocessing produces {self.preprocessor.width}"
             )
 
+    def score_matrix(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probability of default for rows already encoded by the preprocessor."""
+        return self.calibrator.apply(self.network.logits(x))
+
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Probability of default for each record (a mapping of raw field to value)."""
-        return self.network.probabilities(self.preprocessor.transform_records(records))
+        """Calibrated probability of default for each record (a mapping of raw field to value)."""
+        return self.score_matrix(self.preprocessor.transform_records(records))
 
     @cached_property
     def explainer(self) -> Explainer:
@@ -91,12 +103,12 @@ class RiskModel:
         reasons = (
             self.explainer.reasons(x, records, max_reasons, reason_steps) if max_reasons else []
         )
-        return Assessment(self.network.probabilities(x), reasons)
+        return Assessment(self.score_matrix(x), reasons)
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        """Probability of default for each row of a DataFrame of raw fields."""
+        """Calibrated probability of default for each row of a DataFrame of raw fields."""
         require_columns(self.contract, frame)
-        return self.network.probabilities(self.preprocessor.transform(frame))
+        return self.score_matrix(self.preprocessor.transform(frame))
 
     def save(self, directory: Path, keras_model: Any | None = None) -> None:
         """Write the model directory; ``keras_model`` adds the reference Keras network."""
@@ -104,6 +116,7 @@ class RiskModel:
         self.contract.save(directory / CONTRACT_FILE)
         self.preprocessor.save(directory / PREPROCESSING_FILE)
         self.network.save(directory / WEIGHTS_FILE)
+        self.calibrator.save(directory / CALIBRATION_FILE)
         (directory / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, default=str))
         if self.reference is not None:
             self.reference.save(directory / REFERENCE_FILE)
@@ -122,28 +135,38 @@ class RiskModel:
         return cls(
             contract=FeatureContract.load(directory / CONTRACT_FILE),
             preprocessor=Preprocessor.load(directory / PREPROCESSING_FILE),
-            network=DenseStack.load(directory / WEIGHTS_FILE),
+            network=load_network(directory / WEIGHTS_FILE),
             metadata=json.loads(metadata_path.read_text()) if metadata_path.is_file() else {},
             reference=(
                 TrainingReference.load(reference_path) if reference_path.is_file() else None
             ),
+            calibrator=load_calibrator(directory),
         )
 
 
 class KerasReference:
-    """The saved Keras network behind the same preprocessing: the reference scoring path."""
+    """The saved Keras network behind the same preprocessing and calibration: the reference path."""
 
     def __init__(self, directory: Path) -> None:
         keras = import_keras()
         self.preprocessor = Preprocessor.load(directory / PREPROCESSING_FILE)
         self.contract = FeatureContract.load(directory / CONTRACT_FILE)
         self.network = keras.models.load_model(directory / KERAS_FILE, compile=False)
+        self.calibrator = load_calibrator(directory)
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of default, computed by the Keras network."""
         require_columns(self.contract, frame)
         x = self.preprocessor.transform(frame)
-        # Calling the model directly rather than predict(): same numbers, no per-call overhead.
-        return np.asarray(self.network(x, training=False), dtype=np.float64)[:, 0]
+        # The model is called directly rather than through predict(): same numbers, no per-call
+        # overhead.
+        return self.calibrator.apply(keras_logits(self.network, x))
+
+
+def load_calibrator(directory: Path) -> Calibrator:
+    """The saved calibrator; a model saved before calibration existed scores uncalibrated."""
+    path = directory / CALIBRATION_FILE
+    return Calibrator.load(path) if path.is_file() else Calibrator()
 
 
 def require_columns(contract: FeatureContract, frame: pd.DataFrame) -> None:

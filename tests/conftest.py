@@ -82,16 +82,21 @@ def no_mlflow_uri_from_the_outside() -> None:
 
 @pytest.fixture(autouse=True)
 def no_mlflow_uri_left_over() -> Iterator[None]:
-    """No MLflow tracking or registry URI survives a test.
+    """No MLflow tracking or registry URI set during a test survives it.
 
     ``mlflow.set_tracking_uri`` and ``mlflow.set_registry_uri`` are process-wide and also export
     ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI``; left over, a registry chosen in one test
-    would receive what later store fixtures and ``loanrisk`` subprocesses register. Cleared after
-    each test too, because the next test's session and module fixtures are set up before this.
+    would receive what later store fixtures and ``loanrisk`` subprocesses register. The variables
+    are put back as they were before the test, so stores chosen by module and session fixtures
+    stay in force for the tests that use them.
     """
-    forget_mlflow_uris()
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
     yield
     forget_mlflow_uris()
+    for name, value in before.items():
+        if value is not None:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -133,6 +138,8 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedS
                 data=CREDIT_DATA,
                 experiment="tests",
                 network=NetworkConfig(epochs=4, early_stopping_patience=0),
+                # A few epochs may not beat the baselines; the service tests need a champion.
+                force_promote=True,
             )
         )
         yield TrainedStore(uri=uri, directory=directory, result=result)
@@ -221,6 +228,7 @@ def dti_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedStore
                 positive_label="default",
                 experiment="dti",
                 network=NetworkConfig(epochs=40, early_stopping_patience=5),
+                force_promote=True,
             )
         )
         yield TrainedStore(uri=uri, directory=directory, result=result)

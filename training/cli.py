@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Annotated
 
@@ -76,27 +78,55 @@ def train(
         str | None, typer.Option(help="MLflow experiment (env LOANRISK_EXPERIMENT)")
     ] = None,
     epochs: Annotated[
-        int, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner)")
-    ] = 200,
+        int | None, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split, initialisation and dropout")] = 0,
     hidden_units: Annotated[
-        str, typer.Option(help="Hidden layer sizes, comma-separated")
-    ] = "64,32",
+        str | None,
+        typer.Option(help="Hidden layer sizes, comma-separated (default: by training-set size)"),
+    ] = None,
     keep_probability: Annotated[
-        float,
+        float | None,
         typer.Option(
             max=1.0,
             help="Dropout as the lesson's p: probability of KEEPING a unit (1 = no dropout)",
         ),
-    ] = 0.7,
+    ] = None,
     l2: Annotated[
-        float, typer.Option(min=0.0, help="L2 weight-decay coefficient per hidden layer")
-    ] = 1e-4,
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-3,
-    batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size")] = 128,
+        float | None, typer.Option(min=0.0, help="L2 weight-decay coefficient per hidden layer")
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size")] = None,
     patience: Annotated[
-        int, typer.Option(min=0, help="Early-stopping patience in epochs (0: off)")
-    ] = 15,
+        int | None, typer.Option(min=0, help="Early-stopping patience in epochs (0: off)")
+    ] = None,
+    ensemble_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Networks trained from different seeds and averaged"),
+    ] = None,
+    calibration: Annotated[
+        str, typer.Option(help="Calibration fitted on the validation split: platt, isotonic, none")
+    ] = "platt",
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Operating threshold on the probability of default "
+            "(default: the largest KS gap on the validation split)",
+        ),
+    ] = None,
+    gate_margin: Annotated[
+        float,
+        typer.Option(
+            help="Champion only if test AUC >= current champion's + this margin "
+            "(negative: tolerate a small drop)"
+        ),
+    ] = 0.0,
+    force_promote: Annotated[
+        bool,
+        typer.Option("--force-promote", help="Make this version champion even if the gate says no"),
+    ] = False,
     if_no_champion: Annotated[
         bool,
         typer.Option(
@@ -104,11 +134,11 @@ def train(
         ),
     ] = False,
 ) -> None:
-    """Train the DNN, log the run to MLflow, register the model and make it champion."""
+    """Train the DNN and the baselines, log the run to MLflow, register the model, gate it."""
     from models.mlflow_flavor import use_tracking
     from training.data import BUNDLED_DATA, DataError
     from training.registry import CHAMPION, alias_version, model_name
-    from training.train import TrainOptions
+    from training.train import TrainOptions, summarise
     from training.train import train as run_training
 
     if if_no_champion:
@@ -117,16 +147,26 @@ def train(
         if version is not None:
             typer.echo(f"{model_name()}@{CHAMPION} is version {version}; not training")
             return
+    overrides = {
+        key: value
+        for key, value in {
+            "hidden_units": parse_hidden_units(hidden_units) if hidden_units else None,
+            "keep_probability": keep_probability,
+            "l2": l2,
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "early_stopping_patience": patience,
+            "ensemble_size": ensemble_size,
+        }.items()
+        if value is not None
+    }
+    methods = {"platt": "platt", "isotonic": "isotonic", "none": "identity"}
+    if calibration not in methods:
+        raise fail(f"--calibration must be one of {sorted(methods)}")
     try:
-        network = NetworkConfig(
-            hidden_units=parse_hidden_units(hidden_units),
-            keep_probability=keep_probability,
-            l2=l2,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            epochs=epochs,
-            early_stopping_patience=patience,
-        )
+        # Validated now, before any data is read; the recipe itself is sized to the data later.
+        NetworkConfig.for_rows(0, **overrides)
     except ValueError as exc:
         raise fail(str(exc)) from None
     options = TrainOptions(
@@ -135,11 +175,20 @@ def train(
         positive_label=positive_label,
         schema=schema,
         seed=seed,
-        network=network,
+        network_overrides=overrides,
+        calibration=methods[calibration],  # type: ignore[arg-type]
+        threshold=threshold,
+        gate_margin=gate_margin,
+        force_promote=force_promote,
         **({"experiment": experiment} if experiment else {}),
     )
     try:
-        result = run_training(options, report=print_epoch, say=typer.echo)
+        result = run_training(
+            options,
+            report=print_epoch,
+            say=typer.echo,
+            on_member=lambda k, n: typer.echo(f"network {k} of {n}"),
+        )
     except DataError as exc:
         raise fail(str(exc)) from None
     metrics = result.test_metrics
@@ -147,12 +196,105 @@ def train(
     typer.secho("trained and registered", fg=typer.colors.GREEN, bold=True)
     typer.echo(f"  run id      {result.run_id}")
     typer.echo(f"  model       {result.model_name} version {result.version} (alias {result.alias})")
+    if result.gate is not None:
+        typer.echo(f"  gate        {result.gate.outcome}: {result.gate.reason}")
     typer.echo(f"  epochs      {result.epochs_run}")
     typer.echo(
         f"  test        ROC AUC {metrics['roc_auc']:.4f}  log loss {metrics['log_loss']:.4f}  "
-        f"Brier {metrics['brier']:.4f}"
+        f"Brier {metrics['brier']:.4f}  ECE {metrics['ece']:.4f}"
     )
+    for name, baseline in result.baseline_metrics.items():
+        typer.echo(f"  {name:<11} {summarise(baseline)}")
     typer.echo(f"  MLflow UI   {runs_link(result.tracking_uri, result.experiment_id)}")
+
+
+@app.command()
+def benchmark(
+    data: Annotated[
+        Path | None, typer.Option(help="CSV or Parquet file; default: the bundled credit_data.csv")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Target column (else from the schema)")] = None,
+    positive_label: Annotated[
+        str | None, typer.Option(help="Target value meaning default (else from the schema)")
+    ] = None,
+    schema: Annotated[
+        Path | None,
+        typer.Option(help="Schema JSON (default: <data stem>.schema.json if present)"),
+    ] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Stratified cross-validation folds")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for the folds and the models")] = 0,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="DNN: maximum epochs (default: the recipe's)")
+    ] = None,
+    ensemble_size: Annotated[
+        int | None, typer.Option(min=1, help="DNN: networks averaged (default: the recipe's)")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print exactly one JSON object on stdout")
+    ] = False,
+) -> None:
+    """Cross-validate the DNN pipeline, logistic regression and LightGBM on the same folds."""
+    import json
+
+    from training.benchmark import benchmark_file
+    from training.data import BUNDLED_DATA, DataError
+
+    def progress(message: str) -> None:
+        typer.echo(message, err=True)
+
+    try:
+        with stdout_to_stderr():
+            result = benchmark_file(
+                data or BUNDLED_DATA,
+                target,
+                positive_label,
+                schema,
+                folds=folds,
+                seed=seed,
+                progress=progress,
+                network_overrides={
+                    key: value
+                    for key, value in (("epochs", epochs), ("ensemble_size", ensemble_size))
+                    if value is not None
+                },
+            )
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    summary = result.to_json()
+    if json_output:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(
+        f"{summary['dataset']}: {summary['rows']} rows, positive rate "
+        f"{summary['positive_rate']:.3f}, {summary['folds']} folds, seed {seed}"
+    )
+    typer.echo(f"{'model':<10} {'AUC mean':>9} {'AUC std':>8} {'Brier':>7} {'ECE':>7} {'fit s':>7}")
+    for name, row in summary["models"].items():
+        typer.echo(
+            f"{name:<10} {row['auc_mean']:>9.4f} {row['auc_std']:>8.4f} "
+            f"{row['brier_mean']:>7.4f} {row['ece_mean']:>7.4f} {row['fit_seconds']:>7.1f}"
+        )
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send anything written to stdout (by Python or by native libraries) to stderr meanwhile,
+    so that ``--json`` output stays exactly one object."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:
+        saved = None
+    try:
+        if saved is not None:
+            os.dup2(2, 1)
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 @app.command()
@@ -184,7 +326,11 @@ def up() -> None:
     from models.mlflow_flavor import tracking_uri
 
     # Training runs in its own process so the long-lived service never holds TensorFlow in memory.
-    trained = subprocess.run([sys.executable, "-m", "training.cli", "train", "--if-no-champion"])
+    # An empty registry has nothing to serve: the first model is promoted even if the gate would
+    # hold it back, and the run records the override and the gate's verdict.
+    trained = subprocess.run(
+        [sys.executable, "-m", "training.cli", "train", "--if-no-champion", "--force-promote"]
+    )
     if trained.returncode != 0:
         raise typer.Exit(trained.returncode)
     uri = tracking_uri()

@@ -25,7 +25,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     directory = tmp_path_factory.mktemp("e2e")
     uri = f"sqlite:///{directory / 'mlflow.db'}"
     completed = subprocess.run(
-        [str(BIN / "loanrisk"), "train", "--epochs", "3", "--experiment", "e2e"],
+        [str(BIN / "loanrisk"), "train", "--epochs", "3", "--experiment", "e2e", "--force-promote"],
         cwd=directory,
         env={**os.environ, "MLFLOW_TRACKING_URI": uri},
         capture_output=True,

@@ -206,7 +206,15 @@ def test_train_serve_and_survive_a_tracking_server_outage(
     try:
         tracking_server.start()
         trained = subprocess.run(
-            [str(BIN / "loanrisk"), "train", "--epochs", "2", "--experiment", "integration"],
+            [
+                str(BIN / "loanrisk"),
+                "train",
+                "--epochs",
+                "2",
+                "--experiment",
+                "integration",
+                "--force-promote",
+            ],
             cwd=tmp_path,
             env=clean_env(MLFLOW_TRACKING_URI=tracking),
             capture_output=True,

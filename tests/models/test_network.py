@@ -17,13 +17,26 @@ def test_no_dropout_layers_when_every_unit_is_kept() -> None:
     assert not [layer for layer in model.layers if layer.__class__.__name__ == "Dropout"]
 
 
-def test_every_hidden_layer_has_l2_and_relu_and_the_output_is_sigmoid() -> None:
-    model = build_network(5, NetworkConfig(hidden_units=(8, 4, 2), l2=0.01), seed=0)
+def test_every_hidden_layer_has_l2_and_relu_and_the_output_is_sigmoid_of_a_logit() -> None:
+    model = build_network(5, NetworkConfig(hidden_units=(8, 4, 2), l2=0.01), seed=0, prior=0.2)
     dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
     assert [d.units for d in dense] == [8, 4, 2, 1]
     assert all(d.kernel_regularizer is not None for d in dense[:-1])
     assert all(d.activation.__name__ == "relu" for d in dense[:-1])
-    assert dense[-1].activation.__name__ == "sigmoid"
+    # The logit has a layer of its own, so calibration can be applied to it.
+    assert dense[-1].name == "logit" and dense[-1].activation.__name__ == "linear"
+    assert model.layers[-1].activation.__name__ == "sigmoid"
+    # The output bias starts at the prior's log-odds.
+    assert float(dense[-1].get_weights()[1][0]) == pytest.approx(np.log(0.2 / 0.8), abs=1e-6)
+
+
+def test_recipe_widens_and_relaxes_regularisation_with_data_size() -> None:
+    small, medium, large = (NetworkConfig.for_rows(n) for n in (1_000, 50_000, 1_000_000))
+    assert small.hidden_units < medium.hidden_units
+    assert len(large.hidden_units) == 3
+    assert small.l2 > medium.l2 > large.l2
+    assert small.keep_probability < large.keep_probability
+    assert NetworkConfig.for_rows(1_000, hidden_units=(7,)).hidden_units == (7,)
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,8 @@ def test_invalid_hyperparameter_is_refused(mlflow_store: str) -> None:
 @pytest.mark.slow
 def test_train_command_registers_champion_and_reports(tmp_path: Path, mlflow_store: str) -> None:
     result = CliRunner().invoke(
-        app, ["train", "--epochs", "2", "--experiment", "cli-test", "--seed", "1"]
+        app,
+        ["train", "--epochs", "2", "--experiment", "cli-test", "--seed", "1", "--force-promote"],
     )
     assert result.exit_code == 0, result.output
     assert "epoch   1/2" in result.output and "epoch   2/2" in result.output

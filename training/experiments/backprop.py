@@ -127,7 +127,7 @@ def _train_keras(
     curves = fit_with_epoch_metrics(
         model,
         split.x_train,
-        split.y_train.astype(np.float32),
+        split.y_train.astype(np.float32).reshape(-1, 1),
         epochs=epochs,
         batch_size=n_train,
         measure=binary_measure(split),

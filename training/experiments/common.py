@@ -365,7 +365,7 @@ def run_sweep(
                 curves[variant.name] = fit_with_epoch_metrics(
                     model,
                     split.x_train,
-                    split.y_train.astype(np.float32),
+                    split.y_train.astype(np.float32).reshape(-1, 1),
                     epochs=variant.config.epochs,
                     batch_size=variant.config.batch_size,
                     measure=binary_measure(split),

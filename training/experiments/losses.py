@@ -101,7 +101,7 @@ def run_losses(options: LossesOptions, say: Say) -> ExperimentResult:
                 curves[loss_name] = fit_with_epoch_metrics(
                     model,
                     split.x_train,
-                    split.y_train.astype(np.float32),
+                    split.y_train.astype(np.float32).reshape(-1, 1),
                     epochs=config.epochs,
                     batch_size=config.batch_size,
                     measure=binary_measure(split),
