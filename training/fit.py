@@ -120,6 +120,13 @@ def fit_member(
     the best epoch's weights."""
     keras = import_keras()
     model = build_network(x_train.shape[1], config, seed, prior=float(np.mean(y_train)))
+    # Keras's "loss" includes the L2 penalty; "bce", the cross-entropy alone, is what early
+    # stopping watches on the validation rows.
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryCrossentropy(name="bce")],
+    )
     callbacks = [_epoch_logger(config.epochs, report, member, log_to_mlflow)]
     if config.early_stopping_patience > 0:
         callbacks.append(

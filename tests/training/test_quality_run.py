@@ -108,7 +108,7 @@ def test_registered_model_carries_its_calibrator_and_threshold(
     )
     model = RiskModel.load(Path(local) / "artifacts" / "risk_model")
     assert model.calibrator.method == "platt"
-    assert len(model.network.members) == 3
+    assert len(model.network.members) == model.metadata["network"]["ensemble_size"]
     assert 0.0 < model.metadata["decision_threshold"] < 1.0
     assert {"logreg", "lightgbm"} == set(model.metadata["baseline_test_metrics"])
     assert "Age" not in model.contract.names and "Marital" not in model.contract.names
