@@ -61,6 +61,12 @@ class Calibrator:
             p = sigmoid(z)
         return np.clip(p, PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR)
 
+    @property
+    def logit_scale(self) -> float:
+        """How much one unit of the network's logit moves the calibrated log-odds: ``a`` for Platt;
+        1 otherwise (isotonic has no single slope, and keeps the order of the logits)."""
+        return self.a if self.method == "platt" else 1.0
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"method": self.method}
         if self.method == "platt":

@@ -34,8 +34,9 @@ class Reason(TypedDict):
 
 
 def input_gradients(network: ScoringNetwork, x: np.ndarray) -> np.ndarray:
-    """d logit / d x for each row (for an ensemble, of the averaged logit)."""
-    return network.logit_gradient(x)
+    """d logit / d x for each row, by back-propagating through the ReLU layers (of every member,
+    averaged, for a seed ensemble)."""
+    return np.asarray(network.logit_gradient(x))
 
 
 class Explainer:
@@ -49,9 +50,13 @@ class Explainer:
         baseline: Sequence[float] | None,
         typical: Mapping[str, Any] | None = None,
         steps: int = DEFAULT_STEPS,
+        logit_scale: float = 1.0,
     ) -> None:
         self.network = network
         self.steps = steps
+        # Platt calibration multiplies the network's log-odds by a; contributions are scaled alike
+        # so that they stay changes in the *served* log-odds.
+        self.logit_scale = float(logit_scale)
         width = preprocessor.width
         self.baseline = (
             np.zeros(width, dtype=np.float32)
@@ -86,7 +91,7 @@ class Explainer:
         path = self.baseline + alphas * delta[:, None, :]
         grads = input_gradients(self.network, path.reshape(n * steps, width))
         mean_grad = grads.reshape(n, steps, width).mean(axis=1)
-        return (delta * mean_grad) @ self._group_matrix
+        return (delta * mean_grad) @ self._group_matrix * self.logit_scale
 
     def reasons(
         self,

@@ -90,6 +90,7 @@ class RiskModel:
             self.network,
             baseline=None if reference is None else reference.baseline,
             typical=None if reference is None else reference.typical_values(),
+            logit_scale=self.calibrator.logit_scale,
         )
 
     def assess(

@@ -112,3 +112,18 @@ def test_model_saved_without_a_calibrator_scores_uncalibrated(
     np.testing.assert_allclose(
         loaded.score_frame(credit_frame.head(20)), model.network.probabilities(x), atol=1e-6
     )
+
+
+def test_reason_contributions_are_in_the_calibrated_log_odds(
+    tmp_path: Path, credit_frame: pd.DataFrame
+) -> None:
+    platt = Calibrator(method="platt", a=0.5, b=0.2)
+    calibrated = saved_model(tmp_path / "platt", credit_frame, 3, platt)
+    plain = RiskModel(calibrated.contract, calibrated.preprocessor, calibrated.network)
+    x = calibrated.preprocessor.transform(credit_frame.head(10))
+    np.testing.assert_allclose(
+        calibrated.explainer.contributions(x),
+        0.5 * plain.explainer.contributions(x),
+        rtol=1e-5,
+        atol=1e-7,
+    )
