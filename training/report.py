@@ -232,7 +232,7 @@ def model_card(inputs: CardInputs) -> str:
         f"keep probability {inputs.config.keep_probability:g}, L2 {inputs.config.l2:g}, Adam "
         f"{inputs.config.learning_rate:g}, batch {inputs.config.batch_size}; "
         f"{members} seed{'s' if members > 1 else ''} averaged on the logit; early stopping on "
-        f"validation loss (epochs run: {epochs}).",
+        f"validation cross-entropy (epochs run: {epochs}).",
         f"- Calibration fitted on the validation split: {calibrator_text}.",
         f"- Operating threshold {inputs.threshold:.4f} ({inputs.threshold_source}): applicants "
         "at or above it are declined.",
