@@ -58,15 +58,21 @@ def print_epoch(epoch: int, total: int, metrics: dict[str, float]) -> None:
     )
 
 
+# Options shared by the commands that read a training file.
+DataOption = Annotated[
+    Path | None, typer.Option(help="CSV or Parquet file; default: the bundled credit_data.csv")
+]
+TargetOption = Annotated[str | None, typer.Option(help="Target column (else from the schema)")]
+PositiveLabelOption = Annotated[
+    str | None, typer.Option(help="Target value meaning default (else from the schema)")
+]
+
+
 @app.command()
 def train(
-    data: Annotated[
-        Path | None, typer.Option(help="CSV or Parquet file; default: the bundled credit_data.csv")
-    ] = None,
-    target: Annotated[str | None, typer.Option(help="Target column (else from the schema)")] = None,
-    positive_label: Annotated[
-        str | None, typer.Option(help="Target value meaning default (else from the schema)")
-    ] = None,
+    data: DataOption = None,
+    target: TargetOption = None,
+    positive_label: PositiveLabelOption = None,
     schema: Annotated[
         Path | None,
         typer.Option(
@@ -210,13 +216,9 @@ def train(
 
 @app.command()
 def benchmark(
-    data: Annotated[
-        Path | None, typer.Option(help="CSV or Parquet file; default: the bundled credit_data.csv")
-    ] = None,
-    target: Annotated[str | None, typer.Option(help="Target column (else from the schema)")] = None,
-    positive_label: Annotated[
-        str | None, typer.Option(help="Target value meaning default (else from the schema)")
-    ] = None,
+    data: DataOption = None,
+    target: TargetOption = None,
+    positive_label: PositiveLabelOption = None,
     schema: Annotated[
         Path | None,
         typer.Option(help="Schema JSON (default: <data stem>.schema.json if present)"),
