@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -225,27 +226,28 @@ class DenseStack:
             tuple(np.asarray(b, dtype=np.float32) for b in biases),
         )
 
+    def __post_init__(self) -> None:
+        if len(self.weights) < 2 or len(self.weights) != len(self.biases):
+            raise ValueError(
+                "a network needs at least one hidden layer and one bias vector per weight matrix"
+            )
+
+    @cached_property
+    def stacked(self) -> StackedLayers:
+        return StackedLayers.of((self,))
+
     def logits(self, x: np.ndarray) -> np.ndarray:
-        h = x
-        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            h = np.maximum(h @ w + b, 0.0)
-        return (h @ self.weights[-1] + self.biases[-1])[:, 0]
+        return self.stacked.logits(x)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return sigmoid(self.logits(x))
 
     def logit_gradient(self, x: np.ndarray) -> np.ndarray:
         """d logit / d input for each row (same shape as ``x``): what attributions build on."""
-        masks = []
-        h = x
-        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            pre = h @ w + b
-            masks.append((pre > 0).astype(np.float32))
-            h = np.maximum(pre, 0.0)
-        grad = np.broadcast_to(self.weights[-1][:, 0], (x.shape[0], self.weights[-1].shape[0]))
-        for w, mask in zip(reversed(self.weights[:-1]), reversed(masks), strict=True):
-            grad = (grad * mask) @ w.T
-        return np.asarray(grad)
+        return self.stacked.logits_and_gradients(x)[1]
+
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(w.shape for w in self.weights)
 
     @property
     def n_inputs(self) -> int:
@@ -286,21 +288,25 @@ class DenseEnsemble:
     def __post_init__(self) -> None:
         if not self.stacks:
             raise ValueError("an ensemble needs at least one member")
-        if len({s.n_inputs for s in self.stacks}) != 1:
-            raise ValueError("ensemble members must take the same inputs")
+        if len({s.shapes() for s in self.stacks}) != 1:
+            raise ValueError("ensemble members must have the same layer shapes")
 
     @classmethod
     def from_keras(cls, models: list[keras.Model]) -> DenseEnsemble:
         return cls(tuple(DenseStack.from_keras(m) for m in models))
 
+    @cached_property
+    def stacked(self) -> StackedLayers:
+        return StackedLayers.of(self.stacks)
+
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return np.mean([s.logits(x) for s in self.stacks], axis=0)
+        return self.stacked.logits(x)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return sigmoid(self.logits(x))
 
     def logit_gradient(self, x: np.ndarray) -> np.ndarray:
-        return np.mean([s.logit_gradient(x) for s in self.stacks], axis=0)
+        return self.stacked.logits_and_gradients(x)[1]
 
     @property
     def n_inputs(self) -> int:
@@ -320,6 +326,98 @@ class DenseEnsemble:
 ScoringNetwork = DenseStack | DenseEnsemble
 
 
+@dataclass(frozen=True)
+class StackedLayers:
+    """The members of a network (one, or a seed ensemble) stacked into batched matrix products.
+
+    Each layer's weights are stacked as ``(members, in, out)`` and multiplied in one ``matmul`` for
+    all members; the output weights are divided by the number of members, because the ensemble's
+    logit is the mean of theirs. A request then costs a dozen NumPy calls whatever the ensemble
+    size, and the gradient of the mean logit comes back through the same stacks.
+    """
+
+    members: int
+    weights: tuple[np.ndarray, ...]  # hidden layers, each (members, in, out)
+    biases: tuple[np.ndarray, ...]  # each (members, 1, out)
+    output_weights: np.ndarray  # (members, units, 1), already divided by members
+    output_bias: float  # mean of the members' output biases
+
+    @classmethod
+    def of(cls, stacks: tuple[DenseStack, ...]) -> StackedLayers:
+        k = len(stacks)
+        depth = len(stacks[0].weights) - 1
+        weights = tuple(np.stack([s.weights[i] for s in stacks]) for i in range(depth))
+        biases = tuple(np.stack([s.biases[i] for s in stacks])[:, None, :] for i in range(depth))
+        output = np.stack([s.weights[-1] for s in stacks]) / np.float32(k)
+        output_bias = float(np.mean([s.biases[-1][0] for s in stacks]))
+        return cls(k, weights, biases, output, output_bias)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """The mean logit of the members, one per row."""
+        return self._forward(self._first_layer(x))[0]
+
+    def logits_and_gradients(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mean logit of each row of ``x`` and its gradient d logit / d x."""
+        logits, masks = self._forward(self._first_layer(x))
+        return logits, self._input_gradient(self._backward(masks))
+
+    def path_integrals(
+        self, start: np.ndarray, x: np.ndarray, alphas: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Logits of the rows of ``x``, and for each row the gradient of the logit summed over the
+        points ``start + alpha * (x - start)``: what integrated gradients needs.
+
+        The first layer is affine, so its pre-activations along a straight path are
+        ``start·W + b + alpha * (x - start)·W``: two small products instead of one per point; the
+        gradients are summed over the points before the last product, which is linear too. The row
+        itself rides along after its path points (its gradient is left out of the sum).
+        """
+        n, steps = len(x), len(alphas)
+        w0 = self.weights[0]
+        slope = (x - start) @ w0  # (members, n, units)
+        origin = start.reshape(1, -1) @ w0 + self.biases[0]  # (members, 1, units)
+        pre = np.empty((self.members, n, steps + 1, w0.shape[2]), dtype=slope.dtype)
+        path = pre[:, :, :steps, :]
+        np.multiply(slope[:, :, None, :], alphas.astype(slope.dtype)[:, None], out=path)
+        path += origin[:, :, None, :]
+        # The row itself exactly as :meth:`logits` computes it, so its score is the same number.
+        pre[:, :, steps, :] = self._first_layer(x)
+        logits, masks = self._forward(pre.reshape(self.members, n * (steps + 1), -1))
+        grads = self._backward(masks).reshape(self.members, n, steps + 1, -1)
+        summed = grads[:, :, :steps, :].sum(axis=2)
+        return logits.reshape(n, steps + 1)[:, -1], self._input_gradient(summed)
+
+    def _first_layer(self, x: np.ndarray) -> np.ndarray:
+        pre = x @ self.weights[0]  # (rows, inputs) @ (members, inputs, units)
+        pre += self.biases[0]
+        return pre
+
+    def _forward(self, pre: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Mean logits and ReLU masks, from first-layer pre-activations (members, rows, units)."""
+        # ReLU in place: the pre-activations are only needed for the masks.
+        masks = [pre > 0]
+        h = np.maximum(pre, 0.0, out=pre)
+        for weights, bias in zip(self.weights[1:], self.biases[1:], strict=True):
+            pre = h @ weights
+            pre += bias
+            masks.append(pre > 0)
+            h = np.maximum(pre, 0.0, out=pre)
+        logits = (h @ self.output_weights).sum(axis=0)[:, 0] + self.output_bias
+        return logits.astype(np.float64), masks
+
+    def _backward(self, masks: list[np.ndarray]) -> np.ndarray:
+        """d(mean logit) / d(first layer's pre-activations), shaped like them."""
+        grad = self.output_weights.transpose(0, 2, 1) * masks[-1]
+        for weights, mask in zip(reversed(self.weights[1:]), reversed(masks[:-1]), strict=True):
+            grad = grad @ weights.transpose(0, 2, 1)
+            grad *= mask
+        return grad
+
+    def _input_gradient(self, grad: np.ndarray) -> np.ndarray:
+        """Through the first layer's weights, summing the members' shares."""
+        return (grad @ self.weights[0].transpose(0, 2, 1)).sum(axis=0)
+
+
 def load_network(path: Path) -> ScoringNetwork:
     """Read ``network.npz``: one stack (keys ``w0, b0, ...``) or an ensemble (``m0_w0, ...``)."""
     with np.load(path) as data:
@@ -332,11 +430,5 @@ def load_network(path: Path) -> ScoringNetwork:
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function."""
-    z = np.asarray(z, dtype=np.float64)
-    out = np.empty_like(z)
-    positive = z >= 0
-    out[positive] = 1.0 / (1.0 + np.exp(-z[positive]))
-    exp_z = np.exp(z[~positive])
-    out[~positive] = exp_z / (1.0 + exp_z)
-    return out
+    """Numerically stable logistic function (tanh never overflows; one pass, no masks)."""
+    return 0.5 * np.tanh(0.5 * np.asarray(z, dtype=np.float64)) + 0.5

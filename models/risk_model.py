@@ -101,10 +101,11 @@ class RiskModel:
     ) -> Assessment:
         """Probabilities and reason codes for a batch of records, in one vectorised pass."""
         x = self.preprocessor.transform_records(records)
-        reasons = (
-            self.explainer.reasons(x, records, max_reasons, reason_steps) if max_reasons else []
-        )
-        return Assessment(self.score_matrix(x), reasons)
+        if not max_reasons:
+            return Assessment(self.score_matrix(x), [])
+        logits, contributions = self.explainer.logits_and_contributions(x, reason_steps)
+        reasons = self.explainer.reasons_from(contributions, records, max_reasons)
+        return Assessment(self.calibrator.apply(logits), reasons)
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of default for each row of a DataFrame of raw fields."""
