@@ -12,6 +12,7 @@ midpoint rule with ``steps`` points.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any, TypedDict
 
 import numpy as np
@@ -106,11 +107,16 @@ class Explainer:
                 for i in range(0, len(x), CHUNK_ROWS)
             ]
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        stacked = self.network.stacked
-        logits, grad_sum = stacked.path_integrals(self.baseline, x, self._alphas(steps))
+        logits, grad_sum = self.network.stacked.path_integrals(
+            x, self._baseline_pre, self._alphas(steps)
+        )
         contributions = ((x - self.baseline) * grad_sum) @ self._group_matrix
         contributions *= self.logit_scale / steps
         return logits, contributions
+
+    @cached_property
+    def _baseline_pre(self) -> np.ndarray:
+        return self.network.stacked.first_layer(self.baseline[None, :])
 
     def _alphas(self, steps: int) -> np.ndarray:
         alphas = self._alpha_cache.get(steps)

@@ -332,8 +332,8 @@ class StackedLayers:
 
     Each layer's weights are stacked as ``(members, in, out)`` and multiplied in one ``matmul`` for
     all members; the output weights are divided by the number of members, because the ensemble's
-    logit is the mean of theirs. A request then costs a dozen NumPy calls whatever the ensemble
-    size, and the gradient of the mean logit comes back through the same stacks.
+    logit is the mean of theirs. A request then costs a few dozen NumPy calls whatever the
+    ensemble size, and the gradient of the mean logit comes back through the same stacks.
     """
 
     members: int
@@ -352,45 +352,54 @@ class StackedLayers:
         output_bias = float(np.mean([s.biases[-1][0] for s in stacks]))
         return cls(k, weights, biases, output, output_bias)
 
+    @cached_property
+    def _transposed(self) -> tuple[np.ndarray, ...]:
+        # Contiguous (members, out, in) copies: the backward pass multiplies by these.
+        return tuple(np.ascontiguousarray(w.transpose(0, 2, 1)) for w in self.weights)
+
+    @cached_property
+    def _output_row(self) -> np.ndarray:
+        return np.ascontiguousarray(self.output_weights.transpose(0, 2, 1))  # (members, 1, units)
+
+    def first_layer(self, x: np.ndarray) -> np.ndarray:
+        """Pre-activations of every member's first layer, shape (members, rows, units)."""
+        pre = x @ self.weights[0]  # (rows, inputs) @ (members, inputs, units)
+        pre += self.biases[0]
+        return pre
+
     def logits(self, x: np.ndarray) -> np.ndarray:
         """The mean logit of the members, one per row."""
-        return self._forward(self._first_layer(x))[0]
+        return self._forward(self.first_layer(x))[0]
 
     def logits_and_gradients(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The mean logit of each row of ``x`` and its gradient d logit / d x."""
-        logits, masks = self._forward(self._first_layer(x))
+        logits, masks = self._forward(self.first_layer(x))
         return logits, self._input_gradient(self._backward(masks))
 
     def path_integrals(
-        self, start: np.ndarray, x: np.ndarray, alphas: np.ndarray
+        self, x: np.ndarray, start_pre: np.ndarray, alphas: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Logits of the rows of ``x``, and for each row the gradient of the logit summed over the
         points ``start + alpha * (x - start)``: what integrated gradients needs.
 
-        The first layer is affine, so its pre-activations along a straight path are
-        ``start·W + b + alpha * (x - start)·W``: two small products instead of one per point; the
-        gradients are summed over the points before the last product, which is linear too. The row
-        itself rides along after its path points (its gradient is left out of the sum).
+        ``start_pre`` is ``first_layer(start)``. The first layer is affine, so its pre-activations
+        along a straight path are ``start_pre + alpha * (first_layer(x) - start_pre)``: no product
+        per point. The gradients are summed over the points before the last product, which is
+        linear too. The rows themselves ride along after their path points (their gradients are
+        left out of the sum), so scoring and explaining share one forward pass.
         """
         n, steps = len(x), len(alphas)
-        w0 = self.weights[0]
-        slope = (x - start) @ w0  # (members, n, units)
-        origin = start.reshape(1, -1) @ w0 + self.biases[0]  # (members, 1, units)
-        pre = np.empty((self.members, n, steps + 1, w0.shape[2]), dtype=slope.dtype)
+        row_pre = self.first_layer(x)  # (members, n, units)
+        slope = row_pre - start_pre
+        pre = np.empty((self.members, n, steps + 1, row_pre.shape[2]), dtype=row_pre.dtype)
         path = pre[:, :, :steps, :]
-        np.multiply(slope[:, :, None, :], alphas.astype(slope.dtype)[:, None], out=path)
-        path += origin[:, :, None, :]
-        # The row itself exactly as :meth:`logits` computes it, so its score is the same number.
-        pre[:, :, steps, :] = self._first_layer(x)
+        np.multiply(slope[:, :, None, :], alphas[:, None], out=path)
+        path += start_pre[:, :, None, :]
+        pre[:, :, steps, :] = row_pre
         logits, masks = self._forward(pre.reshape(self.members, n * (steps + 1), -1))
         grads = self._backward(masks).reshape(self.members, n, steps + 1, -1)
         summed = grads[:, :, :steps, :].sum(axis=2)
         return logits.reshape(n, steps + 1)[:, -1], self._input_gradient(summed)
-
-    def _first_layer(self, x: np.ndarray) -> np.ndarray:
-        pre = x @ self.weights[0]  # (rows, inputs) @ (members, inputs, units)
-        pre += self.biases[0]
-        return pre
 
     def _forward(self, pre: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Mean logits and ReLU masks, from first-layer pre-activations (members, rows, units)."""
@@ -407,15 +416,17 @@ class StackedLayers:
 
     def _backward(self, masks: list[np.ndarray]) -> np.ndarray:
         """d(mean logit) / d(first layer's pre-activations), shaped like them."""
-        grad = self.output_weights.transpose(0, 2, 1) * masks[-1]
-        for weights, mask in zip(reversed(self.weights[1:]), reversed(masks[:-1]), strict=True):
-            grad = grad @ weights.transpose(0, 2, 1)
+        grad = self._output_row * masks[-1]
+        for transposed, mask in zip(
+            reversed(self._transposed[1:]), reversed(masks[:-1]), strict=True
+        ):
+            grad = grad @ transposed
             grad *= mask
         return grad
 
     def _input_gradient(self, grad: np.ndarray) -> np.ndarray:
         """Through the first layer's weights, summing the members' shares."""
-        return (grad @ self.weights[0].transpose(0, 2, 1)).sum(axis=0)
+        return (grad @ self._transposed[0]).sum(axis=0)
 
 
 def load_network(path: Path) -> ScoringNetwork:

@@ -77,7 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     threadpool_limits(settings.blas_threads)
     _configure_tracking(settings)
     audit: AuditTrail = app.state.audit
-    audit.start()
+    await audit.start()
     store: ModelStore = app.state.model_store
     if store.refresh().failed and store.current is None:
         logger.warning(
@@ -100,7 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
-        audit.stop()
+        await audit.stop()
 
 
 def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
@@ -182,8 +182,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_loaded=on_loaded,
     )
     install_error_handlers(app)
-    for router in (health, monitoring, score, model, decisions, admin):
+    for router in (score, health, monitoring, model, decisions, admin):
         app.include_router(router.router)
+    # Added last, so outermost: the request context wraps the scoring endpoints too.
+    app.add_middleware(score.ScoringEndpoints, routes=app.routes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.request_log)
     app.openapi = lambda: _openapi_with_contract(app)  # type: ignore[method-assign]
     return app

@@ -1,8 +1,8 @@
 """The decision audit trail: every answer is committed to the database before it is sent.
 
-Writes go through one writer thread that commits whatever has queued up in a single transaction
-(group commit): each request still waits for its own record to be durable, but concurrent requests
-share a commit instead of queueing for one each. The writer inserts through the driver itself
+Writes go through one writer that commits whatever has queued up in a single transaction (group
+commit): each request still waits for its own record to be durable, but concurrent requests share a
+commit instead of queueing for one each. The writer inserts through the driver itself
 (``executemany`` on SQLite, one multi-row ``INSERT`` elsewhere) with values converted by the
 columns' own SQLAlchemy bind processors, so rows read back through SQLAlchemy exactly as if it had
 written them, without its per-statement overhead on every commit.
@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic_core import to_json
@@ -58,21 +56,12 @@ decisions = Table(
     Column("reason_codes", JSON, nullable=False),
 )
 
-MAX_GROUP = 1024
 # Keeps a multi-row INSERT's parameter count (13 per row) under drivers' and servers' limits.
 MAX_ROWS_PER_STATEMENT = 1000
-_STOP = object()
 
 
 class AuditUnavailable(RuntimeError):
     """A decision could not be recorded; the request must not be answered."""
-
-
-@dataclass
-class _Pending:
-    rows: Sequence[dict[str, Any]]
-    future: asyncio.Future[None]
-    loop: asyncio.AbstractEventLoop
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -85,7 +74,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class AuditTrail:
-    """Owns the engine and the writer thread; ``record`` resolves once the rows are committed."""
+    """Owns the engine and the writer; ``record`` resolves once the rows are committed.
+
+    Requests hand their rows to a writer task on the event loop and wait on a future. The writer
+    takes everything queued, commits it in one transaction on its own thread (the database call
+    blocks) and settles all the futures: one thread hop per commit, not one per request.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -95,78 +89,91 @@ class AuditTrail:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._insert_rows = _row_inserter(self.engine)
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._pending: list[tuple[Sequence[dict[str, Any]], asyncio.Future[None]]] = []
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._executor: ThreadPoolExecutor | None = None
+        # One connection for the writer's life: checking one out of the pool per commit (and
+        # pinging it) cost more than the insert. A failed commit drops it; the next reconnects.
+        self._connection: PoolProxiedConnection | None = None
 
-    def start(self) -> None:
-        """Create the table if needed and start the writer."""
-        metadata.create_all(self.engine)
-        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
-        self._thread.start()
+    async def start(self) -> None:
+        """Create the table if needed and start the writer on the running event loop."""
+        await asyncio.to_thread(metadata.create_all, self.engine)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._writer = asyncio.create_task(self._write_forever(), name="audit-writer")
 
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout=10)
-            self._thread = None
+    async def stop(self) -> None:
+        """Commit what is queued, then stop the writer and close the connection."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._stopping = True
+            assert self._wake is not None
+            self._wake.set()
+            await writer
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self.engine.dispose()
 
     async def record(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue rows and wait until they are committed; raise AuditUnavailable if they are not."""
-        if self._thread is None:
+        if self._writer is None or self._wake is None:
             raise AuditUnavailable("audit trail is not running")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Pending(rows, future, loop))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, future))
+        self._wake.set()
         await future
 
-    def _run(self) -> None:
-        # One connection for the writer's life: checking one out of the pool per commit (and
-        # pinging it) cost more than the insert. A failed commit drops it; the next one reconnects.
-        connection: PoolProxiedConnection | None = None
-        try:
-            while True:
-                first = self._queue.get()
-                if first is _STOP:
-                    return
-                group = [first]
-                stop_after = False
-                while len(group) < MAX_GROUP:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stop_after = True
-                        break
-                    group.append(item)
-                connection = self._commit(group, connection)
-                if stop_after:
-                    return
-        finally:
-            if connection is not None:
-                connection.close()
+    async def _write_forever(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._commit_pending()
+            if self._stopping and not self._pending:
+                return
 
-    def _commit(
-        self, group: list[_Pending], connection: PoolProxiedConnection | None
-    ) -> PoolProxiedConnection | None:
-        rows = [row for pending in group for row in pending.rows]
-        error: BaseException | None = None
+    async def _commit_pending(self) -> None:
+        group, self._pending = self._pending, []
+        if not group:
+            return
+        rows = [row for pending_rows, _ in group for row in pending_rows]
+        assert self._executor is not None
+        error = await asyncio.get_running_loop().run_in_executor(self._executor, self._commit, rows)
+        for _, future in group:
+            if future.done():  # its request was cancelled (client gone)
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+    def _commit(self, rows: list[dict[str, Any]]) -> AuditUnavailable | None:
+        """Insert and commit on the writer thread; the error to raise in every waiting request."""
         try:
-            if connection is None:
-                connection = self.engine.raw_connection()
-            self._insert_rows(connection, rows)
-            connection.commit()
+            if self._connection is None:
+                self._connection = self.engine.raw_connection()
+            self._insert_rows(self._connection, rows)
+            self._connection.commit()
+            return None
         except Exception as exc:  # any database failure means "not audited"
             logger.error("audit write failed for %d records: %s", len(rows), exc)
-            error = AuditUnavailable(f"audit database write failed: {type(exc).__name__}")
-            if connection is not None:
+            if self._connection is not None:
                 with contextlib.suppress(Exception):
-                    connection.invalidate()  # never hand a broken connection back to the pool
-            connection = None
-        for pending in group:
-            pending.loop.call_soon_threadsafe(_settle, pending.future, error)
-        return connection
+                    self._connection.invalidate()  # never hand a broken connection back
+            self._connection = None
+            return AuditUnavailable(f"audit database write failed: {type(exc).__name__}")
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as connection:
@@ -229,12 +236,3 @@ def _row_inserter(engine: Engine) -> Callable[[PoolProxiedConnection, list[dict[
         f"audit database driver {dialect.driver!r} uses the {dialect.paramstyle!r} parameter "
         "style; supported drivers use qmark, format or pyformat (sqlite3, psycopg2, pymysql)"
     )
-
-
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -37,34 +40,46 @@ class Policy:
             decline_at=settings.decline_at,
         )
 
-    def scores(self, probabilities: np.ndarray) -> np.ndarray:
+    @cached_property
+    def _scaling(self) -> tuple[float, float]:
+        factor = self.points_to_double_odds / math.log(2)
+        return self.base_points - factor * math.log(self.base_odds), factor
+
+    @cached_property
+    def _band_bounds(self) -> tuple[list[float], list[str]]:
+        return [bound for _, bound in self.bands], [label for label, _ in self.bands]
+
+    def score(self, probability: float) -> float:
         """Points = offset + factor · ln(good:bad odds), factor = PDO / ln 2.
 
         With the defaults, odds of 50:1 score 600 and every doubling of the odds adds 20 points.
         """
-        p = np.clip(
-            np.asarray(probabilities, dtype=np.float64),
-            PROBABILITY_EPSILON,
-            1 - PROBABILITY_EPSILON,
-        )
-        factor = self.points_to_double_odds / math.log(2)
-        offset = self.base_points - factor * math.log(self.base_odds)
-        return np.round(offset + factor * np.log((1 - p) / p), 2)
+        offset, factor = self._scaling
+        p = min(max(probability, PROBABILITY_EPSILON), 1 - PROBABILITY_EPSILON)
+        return round(offset + factor * math.log((1 - p) / p), 2)
 
-    def risk_bands(self, probabilities: np.ndarray) -> list[str]:
+    def risk_band(self, probability: float) -> str:
         """The first band whose upper bound the probability is below (the last takes the rest)."""
-        bounds = np.array([bound for _, bound in self.bands])
-        index = np.searchsorted(bounds, np.asarray(probabilities), side="right")
-        labels = [label for label, _ in self.bands]
-        return [labels[min(i, len(labels) - 1)] for i in index.tolist()]
+        bounds, labels = self._band_bounds
+        return labels[min(bisect.bisect_right(bounds, probability), len(labels) - 1)]
 
-    def decisions(self, probabilities: np.ndarray) -> list[Decision]:
-        out: list[Decision] = []
-        for p in np.asarray(probabilities).tolist():
-            if p < self.approve_below:
-                out.append("approve")
-            elif p >= self.decline_at:
-                out.append("decline")
-            else:
-                out.append("review")
-        return out
+    def decision(self, probability: float) -> Decision:
+        if probability < self.approve_below:
+            return "approve"
+        return "decline" if probability >= self.decline_at else "review"
+
+    # Per applicant in plain Python: answers are built one by one anyway, and for one applicant
+    # (most requests) NumPy's per-call overhead would cost more than the arithmetic.
+
+    def scores(self, probabilities: Sequence[float] | np.ndarray) -> np.ndarray:
+        return np.array([self.score(p) for p in _floats(probabilities)])
+
+    def risk_bands(self, probabilities: Sequence[float] | np.ndarray) -> list[str]:
+        return [self.risk_band(p) for p in _floats(probabilities)]
+
+    def decisions(self, probabilities: Sequence[float] | np.ndarray) -> list[Decision]:
+        return [self.decision(p) for p in _floats(probabilities)]
+
+
+def _floats(values: Sequence[float] | np.ndarray) -> list[float]:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)

@@ -23,9 +23,22 @@ class ApiError(Exception):
         self.details = details
 
 
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=error_body(code, message, details))
+
+
+def validation_error_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The 422 body: every invalid field, and the first one named in the message."""
+    details = validation_details(errors)
+    first = details[0] if details else {"field": "body", "message": "invalid request"}
+    message = f"{first['field']}: {first['message']}"
+    if len(details) > 1:
+        message += f" (and {len(details) - 1} more)"
+    return error_body("validation_error", message, details)
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -53,12 +66,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = validation_details(list(exc.errors()))
-        first = details[0] if details else {"field": "body", "message": "invalid request"}
-        message = f"{first['field']}: {first['message']}"
-        if len(details) > 1:
-            message += f" (and {len(details) - 1} more)"
-        return error_response(422, "validation_error", message, details)
+        return JSONResponse(status_code=422, content=validation_error_body(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

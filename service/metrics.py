@@ -76,11 +76,20 @@ class ServiceMetrics:
         self._window_records: deque[Mapping[str, Any]] = deque(maxlen=psi_window)
         self._window_probabilities: deque[float] = deque(maxlen=psi_window)
         self._lock = threading.Lock()
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._decision_children: dict[str, Any] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        labels = (route, method, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # labels() hashes and locks on every call; the set of (route, method, status) is
+            # small, so each pair of children is looked up once.
+            labels = (route, method, str(status))
+            children = self.requests.labels(*labels), self.latency.labels(*labels)
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_scores(
         self,
@@ -91,7 +100,10 @@ class ServiceMetrics:
         for p in probabilities:
             self.probability.observe(p)
         for decision in decisions:
-            self.decisions.labels(decision).inc()
+            counter = self._decision_children.get(decision)
+            if counter is None:
+                counter = self._decision_children[decision] = self.decisions.labels(decision)
+            counter.inc()
         with self._lock:
             self._window_records.extend(records)
             self._window_probabilities.extend(probabilities)

@@ -40,22 +40,23 @@ async def score_and_audit(
     """
     assessment = model.risk_model.assess(records, settings.max_reasons, settings.reason_steps)
     probabilities = assessment.probabilities.tolist()
-    scores = policy.scores(assessment.probabilities).tolist()
-    bands = policy.risk_bands(assessment.probabilities)
-    decisions = policy.decisions(assessment.probabilities)
+    decisions = [policy.decision(p) for p in probabilities]
     reasons = assessment.reasons or [[] for _ in records]
     now = datetime.now(UTC)
     ref = {"name": model.name, "version": model.version, "run_id": model.run_id}
     answers: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     for index, record in enumerate(records):
+        probability = probabilities[index]
+        score = policy.score(probability)
+        band = policy.risk_band(probability)
         decision_id = uuid.uuid4().hex if batch else request_id
         answers.append(
             {
                 "request_id": decision_id,
-                "probability_of_default": probabilities[index],
-                "score": scores[index],
-                "risk_band": bands[index],
+                "probability_of_default": probability,
+                "score": score,
+                "risk_band": band,
                 "decision": decisions[index],
                 "reason_codes": reasons[index],
                 "model": ref,
@@ -71,9 +72,9 @@ async def score_and_audit(
                 "model_version": model.version,
                 "run_id": model.run_id,
                 "inputs": record,
-                "probability_of_default": probabilities[index],
-                "score": scores[index],
-                "risk_band": bands[index],
+                "probability_of_default": probability,
+                "score": score,
+                "risk_band": band,
                 "decision": decisions[index],
                 "reason_codes": reasons[index],
             }
@@ -92,5 +93,5 @@ async def score_and_audit(
     return answers
 
 
-def json_response(content: Any) -> Response:
-    return Response(to_json(content), media_type="application/json")
+def json_response(content: Any, status: int = 200) -> Response:
+    return Response(to_json(content), status_code=status, media_type="application/json")

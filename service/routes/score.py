@@ -1,17 +1,31 @@
-"""Scoring applicants, one or a batch."""
+"""Scoring applicants, one or a batch.
+
+These two routes carry the traffic. They are declared here as FastAPI routes, so OpenAPI documents
+them and they work on any FastAPI app, but the service answers them first in
+:class:`ScoringEndpoints`, a plain ASGI layer that runs the same :func:`assess_request` without
+FastAPI's route matching, dependency resolution and exception middleware: about a quarter of a
+single-applicant request's CPU (docs/benchmarks.md, "Serving").
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dependencies import current_model, read_request_body, validate_body
+from service.errors import ApiError, error_body, validation_error_body
 from service.schemas import BatchResponse, ErrorResponse, ScoreResponse
 from service.scoring import json_response, score_and_audit
-from service.security import require_api_key
+from service.security import check_api_key
 
-router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[Depends(require_api_key)])
+SCORE_PATH = "/v1/score"
+BATCH_PATH = "/v1/score/batch"
+
+router = APIRouter(tags=["scoring"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
@@ -26,11 +40,9 @@ def _body(schema: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
-# These two routes take the bare Request and resolve what they need in line: each FastAPI
-# dependency costs tens of microseconds, and these are the routes that carry the traffic.
-
-
-async def _assess(request: Request, batch: bool) -> list[dict[str, Any]]:
+async def assess_request(request: Request, batch: bool) -> list[dict[str, Any]]:
+    """Check the key, read and validate the body, score, audit: the answers of one request."""
+    check_api_key(request)
     state = request.app.state
     model = current_model(state.model_store)
     body = await read_request_body(request, state.settings.max_body_bytes)
@@ -52,22 +64,56 @@ async def _assess(request: Request, batch: bool) -> list[dict[str, Any]]:
 
 
 @router.post(
-    "/score",
+    SCORE_PATH,
     response_model=ScoreResponse,
     responses=ERRORS,
     openapi_extra=_body("Applicant"),
     summary="Assess one applicant: probability, score, band, decision and reasons",
 )
 async def score(request: Request) -> Response:
-    return json_response((await _assess(request, batch=False))[0])
+    return json_response((await assess_request(request, batch=False))[0])
 
 
 @router.post(
-    "/score/batch",
+    BATCH_PATH,
     response_model=BatchResponse,
     responses=ERRORS,
     openapi_extra=_body("BatchRequest"),
     summary="Assess up to LOANRISK_BATCH_MAX applicants in one vectorised pass",
 )
 async def score_batch(request: Request) -> Response:
-    return json_response({"results": await _assess(request, batch=True)})
+    return json_response({"results": await assess_request(request, batch=True)})
+
+
+class ScoringEndpoints:
+    """ASGI layer answering ``POST /v1/score`` and ``POST /v1/score/batch`` before the router.
+
+    Errors take the same shape as the app's exception handlers give them; anything unexpected
+    propagates to the app's server-error handler (a 500 in the same shape). Other requests, and
+    other methods on these paths (405 from the router), pass through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+        self.app = app
+        # The declared routes, so metrics and logs label these requests exactly as routed ones.
+        self.routes = {getattr(r, "path", None): r for r in routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in _PATHS or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        scope["route"] = self.routes.get(path)
+        batch = path == BATCH_PATH
+        try:
+            answers = await assess_request(Request(scope, receive), batch)
+        except ApiError as exc:
+            response = json_response(error_body(exc.code, exc.message, exc.details), exc.status)
+        except RequestValidationError as exc:
+            response = json_response(validation_error_body(list(exc.errors())), 422)
+        else:
+            response = json_response({"results": answers} if batch else answers[0])
+        await response(scope, receive, send)
+
+
+_PATHS = frozenset({SCORE_PATH, BATCH_PATH})

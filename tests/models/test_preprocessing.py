@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from models.contract import Schema, infer_contract
-from models.preprocessing import UNKNOWN_CATEGORY, Preprocessor
+from models.preprocessing import FEW_RECORDS, UNKNOWN_CATEGORY, Preprocessor
 from tests.conftest import CREDIT_DATA
 
 
@@ -71,6 +71,27 @@ def test_records_and_frames_encode_identically(fitted: tuple[Preprocessor, pd.Da
         for row in sample.to_dict(orient="records")
     ]
     np.testing.assert_array_equal(pre.transform(sample), pre.transform_records(records))
+
+
+def test_few_records_encode_row_by_row_exactly_as_the_vectorised_path(
+    fitted: tuple[Preprocessor, pd.DataFrame],
+) -> None:
+    pre, frame = fitted
+    records = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+    # Edge cases the data may lack: unseen and absent categories, NaN, negatives under log1p,
+    # values clipped at both ends, a nullable field left out altogether.
+    records += [
+        {**records[0], "Home": "castle", "Job": None, "Income": float("nan")},
+        {**records[1], "Assets": -5.0, "Expenses": 1e12, "Amount": -1e12},
+        {k: v for k, v in records[2].items() if k != "Income"},
+    ]
+    assert len(records) > FEW_RECORDS
+    vectorised = pre.transform_records(records)
+    row_by_row = np.concatenate([pre.transform_records([r]) for r in records])
+    np.testing.assert_array_equal(row_by_row, vectorised)
 
 
 def test_absent_nullable_column_counts_as_missing(
