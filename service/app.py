@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from threadpoolctl import threadpool_limits
 
 from service.audit import AuditTrail
+from service.batching import AssessmentBatcher
 from service.config import Settings
 from service.decisioning import Policy
 from service.errors import install_error_handlers
@@ -172,6 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.policy = Policy.from_settings(settings)
+    app.state.batcher = AssessmentBatcher(
+        settings.max_reasons, settings.reason_steps, on_round=metrics.assessment_batch.observe
+    )
     app.state.api_keys = [key.encode() for key in settings.api_key_list]
     app.state.audit = AuditTrail(settings.audit_db_url)
     app.state.model_store = ModelStore(

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from models.reference import TrainingReference
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 PROBABILITY_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
 # PSI over fewer recent applicants than this is noise, so it is not published.
 MIN_PSI_SAMPLE = 50
@@ -52,6 +53,12 @@ class ServiceMetrics:
             "loanrisk_probability_of_default",
             "Predicted probabilities of default",
             buckets=PROBABILITY_BUCKETS,
+            registry=self.registry,
+        )
+        self.assessment_batch = Histogram(
+            "loanrisk_assessment_batch_size",
+            "Single-applicant requests assessed together in one vectorised pass",
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.decisions = Counter(

@@ -16,6 +16,7 @@ from fastapi import Response
 from pydantic_core import to_json
 
 from service.audit import AuditTrail, AuditUnavailable
+from service.batching import AssessmentBatcher
 from service.config import Settings
 from service.decisioning import Policy
 from service.errors import ApiError
@@ -27,6 +28,7 @@ async def score_and_audit(
     records: list[dict[str, Any]],
     model: LoadedModel,
     policy: Policy,
+    batcher: AssessmentBatcher,
     audit: AuditTrail,
     metrics: ServiceMetrics,
     settings: Settings,
@@ -35,13 +37,19 @@ async def score_and_audit(
 ) -> list[dict[str, Any]]:
     """Score ``records`` in one vectorised pass, commit their audit records, return the answers.
 
-    A single applicant's decision takes the request's id; in a batch each applicant gets its own id
-    and the request id becomes the batch id. No answer leaves before its audit record is committed.
+    A single applicant's decision takes the request's id, and is assessed together with whatever
+    other single applicants are waiting (:mod:`service.batching`); in a batch each applicant gets
+    its own id and the request id becomes the batch id. No answer leaves before its audit record
+    is committed.
     """
-    assessment = model.risk_model.assess(records, settings.max_reasons, settings.reason_steps)
-    probabilities = assessment.probabilities.tolist()
+    if batch:
+        assessment = model.risk_model.assess(records, settings.max_reasons, settings.reason_steps)
+        probabilities = assessment.probabilities.tolist()
+        reasons = assessment.reasons or [[] for _ in records]
+    else:
+        probability, reason_codes = await batcher.assess(model.risk_model, records[0])
+        probabilities, reasons = [probability], [reason_codes]
     decisions = [policy.decision(p) for p in probabilities]
-    reasons = assessment.reasons or [[] for _ in records]
     now = datetime.now(UTC)
     ref = {"name": model.name, "version": model.version, "run_id": model.run_id}
     answers: list[dict[str, Any]] = []

@@ -55,6 +55,7 @@ async def assess_request(request: Request, batch: bool) -> list[dict[str, Any]]:
         records,
         model,
         state.policy,
+        state.batcher,
         state.audit,
         state.metrics,
         state.settings,
