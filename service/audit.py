@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -56,8 +57,6 @@ decisions = Table(
     Column("reason_codes", JSON, nullable=False),
 )
 
-# Keeps a multi-row INSERT's parameter count (13 per row) under drivers' and servers' limits.
-MAX_ROWS_PER_STATEMENT = 1000
 
 
 class AuditUnavailable(RuntimeError):
@@ -88,8 +87,8 @@ class AuditTrail:
         )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._insert_rows = _row_inserter(self.engine)
-        self._pending: list[tuple[Sequence[dict[str, Any]], asyncio.Future[None]]] = []
+        self._rows = _RowWriter(self.engine)
+        self._pending: list[tuple[list[list[Any]], asyncio.Future[None]]] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
@@ -125,7 +124,9 @@ class AuditTrail:
         if self._writer is None or self._wake is None:
             raise AuditUnavailable("audit trail is not running")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, future))
+        # Converted here, on the event loop: the writer thread then runs almost no Python, and
+        # does not have to take the GIL from the loop for it.
+        self._pending.append(([self._rows.values(row) for row in rows], future))
         self._wake.set()
         await future
 
@@ -153,12 +154,12 @@ class AuditTrail:
             else:
                 future.set_exception(error)
 
-    def _commit(self, rows: list[dict[str, Any]]) -> AuditUnavailable | None:
+    def _commit(self, rows: list[list[Any]]) -> AuditUnavailable | None:
         """Insert and commit on the writer thread; the error to raise in every waiting request."""
         try:
             if self._connection is None:
                 self._connection = self.engine.raw_connection()
-            self._insert_rows(self._connection, rows)
+            self._rows.insert(self._connection, rows)
             self._connection.commit()
             return None
         except Exception as exc:  # any database failure means "not audited"
@@ -189,50 +190,52 @@ class AuditTrail:
             return int(connection.execute(select(func.count()).select_from(decisions)).scalar_one())
 
 
-def _row_inserter(engine: Engine) -> Callable[[PoolProxiedConnection, list[dict[str, Any]]], None]:
-    """A function inserting row dicts into ``decisions`` through a raw driver connection."""
-    dialect = engine.dialect
-    columns = list(decisions.columns)
-    names = [column.name for column in columns]
-    processors = [
-        (index, processor)
-        for index, column in enumerate(columns)
-        if (processor := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-    ]
-    head = f"INSERT INTO {decisions.name} ({', '.join(names)}) VALUES "
+class _RowWriter:
+    """Turns row dicts into driver values and inserts them with one multi-row statement.
 
-    def values(row: dict[str, Any]) -> list[Any]:
-        out = [row.get(name) for name in names]
-        for index, processor in processors:
+    Values are converted by the columns' own SQLAlchemy bind processors (JSON text, SQLite's
+    datetime text), so SQLAlchemy reads the rows back as if it had written them. One statement per
+    group matters: SQLite's ``executemany`` gives up and retakes Python's GIL for every row, and
+    while the event loop is busy each of those is a thread switch; other drivers would make a
+    round trip per row.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        columns = list(decisions.columns)
+        self.names = [column.name for column in columns]
+        self.processors = [
+            (index, processor)
+            for index, column in enumerate(columns)
+            if (processor := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
+        placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+        if placeholder is None:
+            raise ValueError(
+                f"audit database driver {dialect.driver!r} uses the {dialect.paramstyle!r} "
+                "parameter style; supported drivers use qmark, format or pyformat "
+                "(sqlite3, psycopg2, pymysql)"
+            )
+        self.head = f"INSERT INTO {decisions.name} ({', '.join(self.names)}) VALUES "
+        self.one_row = "(" + ", ".join([placeholder] * len(self.names)) + ")"
+        # SQLite before 3.32 allows 999 parameters per statement.
+        legacy_sqlite = dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 32)
+        self.rows_per_statement = 999 // len(self.names) if legacy_sqlite else 1000
+
+    def values(self, row: dict[str, Any]) -> list[Any]:
+        """One row's values in column order, converted for the driver."""
+        out = [row.get(name) for name in self.names]
+        for index, processor in self.processors:
             out[index] = processor(out[index])
         return out
 
-    if dialect.paramstyle == "qmark":
-        sql = head + "(" + ", ".join("?" * len(names)) + ")"
-
-        def insert_many(connection: PoolProxiedConnection, rows: list[dict[str, Any]]) -> None:
-            cursor = connection.cursor()
-            cursor.executemany(sql, [values(row) for row in rows])
-            cursor.close()
-
-        return insert_many
-    if dialect.paramstyle in ("format", "pyformat"):
-        one_row = "(" + ", ".join(["%s"] * len(names)) + ")"
-
-        def insert_many(connection: PoolProxiedConnection, rows: list[dict[str, Any]]) -> None:
-            # One statement for the whole group: executemany is a round trip per row on these
-            # drivers.
-            cursor = connection.cursor()
-            for start in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
-                chunk = rows[start : start + MAX_ROWS_PER_STATEMENT]
-                cursor.execute(
-                    head + ", ".join([one_row] * len(chunk)),
-                    [value for row in chunk for value in values(row)],
-                )
-            cursor.close()
-
-        return insert_many
-    raise ValueError(
-        f"audit database driver {dialect.driver!r} uses the {dialect.paramstyle!r} parameter "
-        "style; supported drivers use qmark, format or pyformat (sqlite3, psycopg2, pymysql)"
-    )
+    def insert(self, connection: PoolProxiedConnection, rows: list[list[Any]]) -> None:
+        cursor = connection.cursor()
+        step = self.rows_per_statement
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            cursor.execute(
+                self.head + ", ".join([self.one_row] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
+        cursor.close()

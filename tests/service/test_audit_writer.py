@@ -1,0 +1,87 @@
+"""The audit writer on SQLite and on a real PostgreSQL: multi-row inserts, JSON, timestamps."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service.audit import AuditTrail
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh audit database: a SQLite file, or a database on the server named by
+    LOANRISK_TEST_POSTGRES_URL (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}"
+        return
+    raw = os.environ.get("LOANRISK_TEST_POSTGRES_URL")
+    if not raw:
+        pytest.skip("LOANRISK_TEST_POSTGRES_URL is not set")
+    server = make_url(raw)
+    name = f"loanrisk_audit_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def decision_rows(count: int, batch_id: str) -> list[dict]:
+    now = datetime.now(UTC)
+    return [
+        {
+            "request_id": uuid.uuid4().hex,
+            "created_at": now,
+            "batch_id": batch_id,
+            "batch_index": index,
+            "model_name": "loan-default",
+            "model_version": "3",
+            "run_id": "r" * 32,
+            "inputs": {"Income": 100.0 + index, "Home": "rent", "Debt": None},
+            "probability_of_default": index / count,
+            "score": 600.0 - index / 10,
+            "risk_band": "C",
+            "decision": "review",
+            "reason_codes": [{"feature": "Income", "value": 100.0, "contribution": 0.5}],
+        }
+        for index in range(count)
+    ]
+
+
+async def record_concurrently(url: str, groups: list[list[dict]]) -> AuditTrail:
+    audit = AuditTrail(url)
+    await audit.start()
+    try:
+        await asyncio.gather(*(audit.record(rows) for rows in groups))
+    finally:
+        await audit.stop()
+    return audit
+
+
+def test_groups_larger_than_one_statement_are_committed_whole(audit_url: str) -> None:
+    # 2,300 rows in one group: three INSERT statements of at most 1,000 rows, one transaction.
+    groups = [decision_rows(2000, "big"), *(decision_rows(1, f"single-{i}") for i in range(300))]
+    audit = asyncio.run(record_concurrently(audit_url, groups))
+    assert audit.count() == 2300
+    first, last = groups[0][0], groups[0][-1]
+    for row in (first, last, groups[-1][0]):
+        stored = audit.get(row["request_id"])
+        assert stored is not None
+        assert stored["inputs"] == row["inputs"]
+        assert stored["reason_codes"] == row["reason_codes"]
+        created = stored["created_at"]
+        # SQLite keeps no time zone: the service writes UTC, so a naive value is UTC.
+        assert (created if created.tzinfo else created.replace(tzinfo=UTC)) == row["created_at"]
+        assert stored["batch_index"] == row["batch_index"]
+    audit.engine.dispose()
