@@ -58,7 +58,6 @@ decisions = Table(
 )
 
 
-
 class AuditUnavailable(RuntimeError):
     """A decision could not be recorded; the request must not be answered."""
 
