@@ -203,12 +203,15 @@ def drive(url: str, body: dict, concurrency: int, duration: int, workdir: Path) 
 
 
 def batch_median_ms(url: str, applicants: list[dict], repeats: int = 20) -> float:
+    """Median round trip of one batch request; the body is encoded once, outside the timing."""
     times = []
+    body = json.dumps({"applicants": applicants}).encode()
+    headers = {"content-type": "application/json"}
     with httpx.Client(timeout=60.0) as client:
-        client.post(url, json={"applicants": applicants})
+        client.post(url, content=body, headers=headers)
         for _ in range(repeats):
             began = time.perf_counter()
-            response = client.post(url, json={"applicants": applicants})
+            response = client.post(url, content=body, headers=headers)
             times.append((time.perf_counter() - began) * 1000)
             response.raise_for_status()
     return statistics.median(times)

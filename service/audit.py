@@ -2,10 +2,10 @@
 
 Writes go through one writer that commits whatever has queued up in a single transaction (group
 commit): each request still waits for its own record to be durable, but concurrent requests share a
-commit instead of queueing for one each. The writer inserts through the driver itself
-(``executemany`` on SQLite, one multi-row ``INSERT`` elsewhere) with values converted by the
-columns' own SQLAlchemy bind processors, so rows read back through SQLAlchemy exactly as if it had
-written them, without its per-statement overhead on every commit.
+commit instead of queueing for one each. The writer inserts through the driver itself, one
+multi-row ``INSERT`` per group, with values converted by the columns' own SQLAlchemy bind
+processors, so rows read back through SQLAlchemy exactly as if it had written them, without its
+per-statement overhead on every commit.
 """
 
 from __future__ import annotations
@@ -144,7 +144,13 @@ class AuditTrail:
             return
         rows = [row for pending_rows, _ in group for row in pending_rows]
         assert self._executor is not None
-        error = await asyncio.get_running_loop().run_in_executor(self._executor, self._commit, rows)
+        try:
+            error = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._commit, rows
+            )
+        except Exception as exc:  # the writer must outlive anything, or requests wait forever
+            logger.exception("audit writer failed")
+            error = AuditUnavailable(f"audit writer failed: {type(exc).__name__}")
         for _, future in group:
             if future.done():  # its request was cancelled (client gone)
                 continue
