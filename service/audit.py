@@ -2,10 +2,10 @@
 
 Writes go through one writer that commits whatever has queued up in a single transaction (group
 commit): each request still waits for its own record to be durable, but concurrent requests share a
-commit instead of queueing for one each. The writer inserts through the driver itself, one
-multi-row ``INSERT`` per group, with values converted by the columns' own SQLAlchemy bind
-processors, so rows read back through SQLAlchemy exactly as if it had written them, without its
-per-statement overhead on every commit.
+commit instead of queueing for one each. The writer is a separate process (``service.audit_writer``)
+inserting through the driver itself, one multi-row ``INSERT`` per group, with values converted by
+the columns' own SQLAlchemy bind processors, so rows read back through SQLAlchemy exactly as if it
+had written them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
+import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from pydantic_core import to_json
@@ -71,51 +73,91 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def make_engine(url: str) -> Engine:
+    """The audit database's engine: JSON through pydantic-core, SQLite in WAL with full sync."""
+    engine = create_engine(
+        url, pool_pre_ping=True, json_serializer=lambda value: to_json(value).decode()
+    )
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Committer:
+    """Inserts and commits groups of rows on one long-lived connection (in the writer process).
+
+    Checking a connection out of the pool per commit (and pinging it) cost more than the insert.
+    A failed commit drops the connection; the next one reconnects.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.rows = _RowWriter(engine)
+        self.connection: PoolProxiedConnection | None = None
+
+    def commit(self, rows: list[dict[str, Any]]) -> str | None:
+        """Insert and commit ``rows``; the reason when they were not committed."""
+        try:
+            values = [self.rows.values(row) for row in rows]
+            if self.connection is None:
+                self.connection = self.engine.raw_connection()
+            self.rows.insert(self.connection, values)
+            self.connection.commit()
+            return None
+        except Exception as exc:  # any database failure means "not audited"
+            logger.error("audit write failed for %d records: %s", len(rows), exc)
+            if self.connection is not None:
+                with contextlib.suppress(Exception):
+                    self.connection.invalidate()  # never hand a broken connection back
+            self.connection = None
+            return type(exc).__name__
+
+    def close(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                self.connection.close()
+            self.connection = None
+        self.engine.dispose()
+
+
 class AuditTrail:
-    """Owns the engine and the writer; ``record`` resolves once the rows are committed.
+    """Owns the writer process; ``record`` resolves once the rows are committed.
 
     Requests hand their rows to a writer task on the event loop and wait on a future. The writer
-    takes everything queued, commits it in one transaction on its own thread (the database call
-    blocks) and settles all the futures: one thread hop per commit, not one per request.
+    task sends everything queued to the writer process (``service.audit_writer``) as one JSON
+    message and settles all the futures when the process answers that the group is committed.
+    The database work runs in that process: in a thread of this one, the driver's every call gave
+    up and retook the GIL the event loop needs (callgrind and /proc measurements in
+    docs/serving.md). Reads (``get``, ``count``) go through this process's own engine.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(
-            url, pool_pre_ping=True, json_serializer=lambda value: to_json(value).decode()
-        )
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._rows = _RowWriter(self.engine)
-        self._pending: list[tuple[list[list[Any]], asyncio.Future[None]]] = []
+        self.engine: Engine = make_engine(url)
+        _RowWriter(self.engine)  # refuse an unsupported driver now, not on the first request
+        self._pending: list[tuple[Sequence[dict[str, Any]], asyncio.Future[None]]] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
-        self._executor: ThreadPoolExecutor | None = None
-        # One connection for the writer's life: checking one out of the pool per commit (and
-        # pinging it) cost more than the insert. A failed commit drops it; the next reconnects.
-        self._connection: PoolProxiedConnection | None = None
+        self._process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        """Create the table if needed and start the writer on the running event loop."""
+        """Create the table if needed, start the writer process and the task feeding it."""
         await asyncio.to_thread(metadata.create_all, self.engine)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
+        self._process = await self._spawn()
         self._wake = asyncio.Event()
         self._stopping = False
         self._writer = asyncio.create_task(self._write_forever(), name="audit-writer")
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop the writer and close the connection."""
+        """Commit what is queued, then stop the writer process."""
         writer, self._writer = self._writer, None
         if writer is not None:
             self._stopping = True
             assert self._wake is not None
             self._wake.set()
             await writer
-        if self._executor is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        await self._end_process()
         self.engine.dispose()
 
     async def record(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -123,9 +165,7 @@ class AuditTrail:
         if self._writer is None or self._wake is None:
             raise AuditUnavailable("audit trail is not running")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # Converted here, on the event loop: the writer thread then runs almost no Python, and
-        # does not have to take the GIL from the loop for it.
-        self._pending.append(([self._rows.values(row) for row in rows], future))
+        self._pending.append((rows, future))
         self._wake.set()
         await future
 
@@ -143,14 +183,12 @@ class AuditTrail:
         if not group:
             return
         rows = [row for pending_rows, _ in group for row in pending_rows]
-        assert self._executor is not None
         try:
-            error = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._commit, rows
-            )
+            failure = await self._send(to_json(rows))
         except Exception as exc:  # the writer must outlive anything, or requests wait forever
             logger.exception("audit writer failed")
-            error = AuditUnavailable(f"audit writer failed: {type(exc).__name__}")
+            failure = f"audit writer failed: {type(exc).__name__}"
+        error = None if failure is None else AuditUnavailable(failure)
         for _, future in group:
             if future.done():  # its request was cancelled (client gone)
                 continue
@@ -159,27 +197,51 @@ class AuditTrail:
             else:
                 future.set_exception(error)
 
-    def _commit(self, rows: list[list[Any]]) -> AuditUnavailable | None:
-        """Insert and commit on the writer thread; the error to raise in every waiting request."""
+    async def _send(self, message: bytes) -> str | None:
+        """One group to the writer process; None once committed, else why not."""
+        if self._process is None or self._process.returncode is not None:
+            # It died (or could not start) since the last group: start another one.
+            await self._end_process()
+            self._process = await self._spawn()
+        process = self._process
+        assert process.stdin is not None and process.stdout is not None
         try:
-            if self._connection is None:
-                self._connection = self.engine.raw_connection()
-            self._rows.insert(self._connection, rows)
-            self._connection.commit()
+            process.stdin.write(len(message).to_bytes(4, "big") + message)
+            await process.stdin.drain()
+            reply = await process.stdout.readline()
+        except (BrokenPipeError, ConnectionResetError):
+            reply = b""
+        if not reply:
+            await self._end_process()
+            return "audit writer process exited"
+        if reply == b"ok\n":
             return None
-        except Exception as exc:  # any database failure means "not audited"
-            logger.error("audit write failed for %d records: %s", len(rows), exc)
-            if self._connection is not None:
-                with contextlib.suppress(Exception):
-                    self._connection.invalidate()  # never hand a broken connection back
-            self._connection = None
-            return AuditUnavailable(f"audit database write failed: {type(exc).__name__}")
+        return f"audit database write failed: {reply.decode().strip()}"
 
-    def _close(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        project = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH")) if p)
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service.audit_writer",
+            self.url,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+
+    async def _end_process(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None and not process.stdin.is_closing():
+            process.stdin.close()  # end of input: it commits nothing more and exits
+        try:
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as connection:

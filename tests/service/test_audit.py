@@ -54,3 +54,16 @@ def test_decisions_survive_a_restart(
         request_id = first.post("/v1/score", json=README_APPLICANT).json()["request_id"]
     with make_client() as second:
         assert second.get(f"/v1/decisions/{request_id}").status_code == 200
+
+
+def test_a_writer_process_that_dies_is_replaced(client: TestClient) -> None:
+    audit = client.app.state.audit
+    assert client.post("/v1/score", json=README_APPLICANT).status_code == 200
+    first = audit._process
+    first.kill()
+    client.portal.call(first.wait)  # the service's own event loop sees it exit
+    answer = client.post("/v1/score", json=README_APPLICANT)
+    assert answer.status_code == 200, answer.text
+    assert audit._process is not first
+    assert audit.count() == 2
+    assert client.get(f"/v1/decisions/{answer.json()['request_id']}").status_code == 200
