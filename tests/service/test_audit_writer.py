@@ -70,7 +70,8 @@ async def record_concurrently(url: str, groups: list[list[dict]]) -> AuditTrail:
 
 
 def test_groups_larger_than_one_statement_are_committed_whole(audit_url: str) -> None:
-    # 2,300 rows in one group: three INSERT statements of at most 1,000 rows, one transaction.
+    # 2,300 rows in one group: one message to the writer process, three INSERT statements of at
+    # most 1,000 rows, one transaction.
     groups = [decision_rows(2000, "big"), *(decision_rows(1, f"single-{i}") for i in range(300))]
     audit = asyncio.run(record_concurrently(audit_url, groups))
     assert audit.count() == 2300
