@@ -95,13 +95,13 @@ class Committer:
         self.rows = _RowWriter(engine)
         self.connection: PoolProxiedConnection | None = None
 
-    def commit(self, rows: list[dict[str, Any]]) -> str | None:
-        """Insert and commit ``rows``; the reason when they were not committed."""
+    def commit(self, rows: list[list[Any]]) -> str | None:
+        """Insert and commit rows of driver values (:meth:`_RowWriter.values`); the reason when
+        they were not committed."""
         try:
-            values = [self.rows.values(row) for row in rows]
             if self.connection is None:
                 self.connection = self.engine.raw_connection()
-            self.rows.insert(self.connection, values)
+            self.rows.insert(self.connection, rows)
             self.connection.commit()
             return None
         except Exception as exc:  # any database failure means "not audited"
@@ -134,7 +134,8 @@ class AuditTrail:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
-        _RowWriter(self.engine)  # refuse an unsupported driver now, not on the first request
+        # Built now so that an unsupported driver is refused at start, not on the first request.
+        self._rows = _RowWriter(self.engine)
         self._pending: list[tuple[Sequence[dict[str, Any]], asyncio.Future[None]]] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -182,7 +183,11 @@ class AuditTrail:
         group, self._pending = self._pending, []
         if not group:
             return
-        rows = [row for pending_rows, _ in group for row in pending_rows]
+        # Converted here, so the writer process only parses flat rows and inserts them: converting
+        # there meant parsing every applicant's inputs and reason codes only to serialise them
+        # again. The rows of one request share a timestamp, converted once.
+        stamps: dict[int, Any] = {}
+        rows = [self._rows.values(row, stamps) for pending_rows, _ in group for row in pending_rows]
         try:
             failure = await self._send(to_json(rows))
         except Exception as exc:  # the writer must outlive anything, or requests wait forever
@@ -289,11 +294,21 @@ class _RowWriter:
         legacy_sqlite = dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 32)
         self.rows_per_statement = 999 // len(self.names) if legacy_sqlite else 1000
 
-    def values(self, row: dict[str, Any]) -> list[Any]:
-        """One row's values in column order, converted for the driver."""
+    def values(self, row: dict[str, Any], cache: dict[int, Any] | None = None) -> list[Any]:
+        """One row's values in column order, converted for the driver (and JSON-safe).
+
+        ``cache`` keeps conversions of the same objects (a batch's shared timestamp) across rows.
+        """
         out = [row.get(name) for name in self.names]
         for index, processor in self.processors:
-            out[index] = processor(out[index])
+            value = out[index]
+            if cache is None:
+                out[index] = processor(value)
+                continue
+            converted = cache.get(id(value))
+            if converted is None:
+                converted = cache[id(value)] = processor(value)
+            out[index] = converted
         return out
 
     def insert(self, connection: PoolProxiedConnection, rows: list[list[Any]]) -> None:

@@ -1,16 +1,16 @@
 """The audit writer process: commits groups of decision records sent by the service.
 
 Started by :class:`service.audit.AuditTrail` as ``python -m service.audit_writer URL``. Reads
-messages from stdin (a 4-byte big-endian length, then a JSON array of decision rows), inserts and
-commits each message in one transaction, and answers one line per message on stdout: ``ok``, or
-the name of the error that prevented the commit. Exits when stdin ends.
+messages from stdin (a 4-byte big-endian length, then a JSON array of rows of driver values in
+column order, as ``_RowWriter.values`` makes them), inserts and commits each message in one
+transaction, and answers one line per message on stdout: ``ok``, or the name of the error that
+prevented the commit. Exits when stdin ends.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
 from typing import BinaryIO
 
 from pydantic_core import from_json
@@ -23,11 +23,7 @@ def serve(url: str, source: BinaryIO, sink: BinaryIO) -> None:
     committer = Committer(make_engine(url))
     try:
         while header := source.read(4):
-            message = source.read(int.from_bytes(header, "big"))
-            rows = from_json(message)
-            for row in rows:
-                row["created_at"] = datetime.fromisoformat(row["created_at"])
-            failure = committer.commit(rows)
+            failure = committer.commit(from_json(source.read(int.from_bytes(header, "big"))))
             sink.write(b"ok\n" if failure is None else f"{failure}\n".encode())
             sink.flush()
     finally:
