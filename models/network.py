@@ -206,8 +206,34 @@ def keras_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+class _Members:
+    """What both network forms share: scoring runs through their members' stacked layers."""
+
+    @property
+    def members(self) -> tuple[DenseStack, ...]:
+        raise NotImplementedError
+
+    @cached_property
+    def stacked(self) -> StackedLayers:
+        return StackedLayers.of(self.members)
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.members[0].weights[0].shape[0])
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.stacked.logits(x)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return sigmoid(self.logits(x))
+
+    def logit_gradient(self, x: np.ndarray) -> np.ndarray:
+        """d logit / d input for each row (same shape as ``x``): what attributions build on."""
+        return self.stacked.logits_and_gradients(x)[1]
+
+
 @dataclass(frozen=True)
-class DenseStack:
+class DenseStack(_Members):
     """The trained network's dense layers as plain arrays: ReLU hidden layers, linear logit.
 
     Dropout is the identity at inference time, so these products reproduce ``model(x,
@@ -232,26 +258,8 @@ class DenseStack:
                 "a network needs at least one hidden layer and one bias vector per weight matrix"
             )
 
-    @cached_property
-    def stacked(self) -> StackedLayers:
-        return StackedLayers.of((self,))
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.stacked.logits(x)
-
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return sigmoid(self.logits(x))
-
-    def logit_gradient(self, x: np.ndarray) -> np.ndarray:
-        """d logit / d input for each row (same shape as ``x``): what attributions build on."""
-        return self.stacked.logits_and_gradients(x)[1]
-
     def shapes(self) -> tuple[tuple[int, ...], ...]:
         return tuple(w.shape for w in self.weights)
-
-    @property
-    def n_inputs(self) -> int:
-        return int(self.weights[0].shape[0])
 
     @property
     def members(self) -> tuple[DenseStack, ...]:
@@ -280,7 +288,7 @@ class DenseStack:
 
 
 @dataclass(frozen=True)
-class DenseEnsemble:
+class DenseEnsemble(_Members):
     """Several :class:`DenseStack` members trained from different seeds; the logit is their mean."""
 
     stacks: tuple[DenseStack, ...]
@@ -294,23 +302,6 @@ class DenseEnsemble:
     @classmethod
     def from_keras(cls, models: list[keras.Model]) -> DenseEnsemble:
         return cls(tuple(DenseStack.from_keras(m) for m in models))
-
-    @cached_property
-    def stacked(self) -> StackedLayers:
-        return StackedLayers.of(self.stacks)
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.stacked.logits(x)
-
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return sigmoid(self.logits(x))
-
-    def logit_gradient(self, x: np.ndarray) -> np.ndarray:
-        return self.stacked.logits_and_gradients(x)[1]
-
-    @property
-    def n_inputs(self) -> int:
-        return self.stacks[0].n_inputs
 
     @property
     def members(self) -> tuple[DenseStack, ...]:

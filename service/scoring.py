@@ -49,7 +49,7 @@ async def score_and_audit(
     else:
         probability, reason_codes = await batcher.assess(model.risk_model, records[0])
         probabilities, reasons = [probability], [reason_codes]
-    decisions = [policy.decision(p) for p in probabilities]
+    decisions: list[str] = []
     now = datetime.now(UTC)
     ref = {"name": model.name, "version": model.version, "run_id": model.run_id}
     answers: list[dict[str, Any]] = []
@@ -60,6 +60,8 @@ async def score_and_audit(
         probability = probabilities[index]
         score = policy.score(probability)
         band = policy.risk_band(probability)
+        decision = policy.decision(probability)
+        decisions.append(decision)
         decision_id = ids[32 * index : 32 * index + 32] if batch else request_id
         answers.append(
             {
@@ -67,7 +69,7 @@ async def score_and_audit(
                 "probability_of_default": probability,
                 "score": score,
                 "risk_band": band,
-                "decision": decisions[index],
+                "decision": decision,
                 "reason_codes": reasons[index],
                 "model": ref,
             }
@@ -85,7 +87,7 @@ async def score_and_audit(
                 "probability_of_default": probability,
                 "score": score,
                 "risk_band": band,
-                "decision": decisions[index],
+                "decision": decision,
                 "reason_codes": reasons[index],
             }
         )
