@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -20,11 +19,11 @@ from matplotlib.figure import Figure
 
 from models.network import NetworkConfig, build_network, import_keras
 from training.backprop import DenseNetwork, forward, train_gradient_descent
-from training.data import BUNDLED_DATA
 from training.experiments.common import (
     CreditSplit,
     Curves,
     ExperimentError,
+    ExperimentOptions,
     ExperimentResult,
     Say,
     binary_measure,
@@ -50,13 +49,8 @@ DESCRIPTION = (
 
 
 @dataclass(frozen=True)
-class BackpropOptions:
-    data: Path = BUNDLED_DATA
-    target: str | None = None
-    positive_label: str | None = None
+class BackpropOptions(ExperimentOptions):
     experiment: str = DEFAULT_EXPERIMENT
-    seed: int = 0
-    quick: bool = False
     hidden_units: tuple[int, ...] = (64, 32)
     # Full-batch steps on standardised inputs tolerate a far larger rate than Adam's 1e-3.
     learning_rate: float = 0.3

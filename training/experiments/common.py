@@ -26,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 from models.mlflow_flavor import use_tracking
 from models.network import NetworkConfig, build_network, import_keras
 from models.preprocessing import Preprocessor
-from training.data import load_dataset, stratified_split
+from training.data import BUNDLED_DATA, load_dataset, stratified_split
 from training.evaluate import classification_metrics
 from training.losses import binary_cross_entropy
 from training.train import ensure_experiment
@@ -108,6 +108,31 @@ def reliability_points(
 
 
 # --- Data --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExperimentOptions:
+    """What every credit-data experiment is given; each experiment adds its own settings."""
+
+    data: Path = BUNDLED_DATA
+    target: str | None = None
+    positive_label: str | None = None
+    experiment: str = ""  # each experiment names its own default
+    seed: int = 0
+    quick: bool = False
+
+
+def sweep_network() -> NetworkConfig:
+    """The network the regularisation sweeps start from: wide enough to overfit, no dropout, no
+    L2, a fixed number of epochs (early stopping would hide the overfitting being measured)."""
+    return NetworkConfig(
+        hidden_units=(256, 256),
+        keep_probability=1.0,
+        l2=0.0,
+        batch_size=64,
+        epochs=100,
+        early_stopping_patience=0,
+    )
 
 
 @dataclass(frozen=True)

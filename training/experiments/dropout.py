@@ -9,17 +9,17 @@ shows the train-test gap against p: the lesson's under-fitting (small p) to over
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from models.network import NetworkConfig
-from training.data import BUNDLED_DATA
 from training.experiments.common import (
     ExperimentError,
+    ExperimentOptions,
     ExperimentResult,
     Say,
     SweepVariant,
     load_credit_split,
     run_sweep,
+    sweep_network,
 )
 
 KIND = "dropout"
@@ -34,24 +34,10 @@ DESCRIPTION = (
 
 
 @dataclass(frozen=True)
-class DropoutOptions:
-    data: Path = BUNDLED_DATA
-    target: str | None = None
-    positive_label: str | None = None
+class DropoutOptions(ExperimentOptions):
     experiment: str = DEFAULT_EXPERIMENT
-    seed: int = 0
-    quick: bool = False
     keep_probabilities: tuple[float, ...] = KEEP_PROBABILITIES
-    network: NetworkConfig = field(
-        default_factory=lambda: NetworkConfig(
-            hidden_units=(256, 256),
-            keep_probability=1.0,
-            l2=0.0,
-            batch_size=64,
-            epochs=100,
-            early_stopping_patience=0,
-        )
-    )
+    network: NetworkConfig = field(default_factory=sweep_network)
 
 
 def run_dropout(options: DropoutOptions, say: Say) -> ExperimentResult:

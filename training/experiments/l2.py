@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from models.network import NetworkConfig
-from training.data import BUNDLED_DATA
 from training.experiments.common import (
     ExperimentError,
+    ExperimentOptions,
     ExperimentResult,
     Say,
     SweepVariant,
     load_credit_split,
     run_sweep,
+    sweep_network,
 )
 
 KIND = "l2"
@@ -36,24 +36,10 @@ DESCRIPTION = (
 
 
 @dataclass(frozen=True)
-class L2Options:
-    data: Path = BUNDLED_DATA
-    target: str | None = None
-    positive_label: str | None = None
+class L2Options(ExperimentOptions):
     experiment: str = DEFAULT_EXPERIMENT
-    seed: int = 0
-    quick: bool = False
     coefficients: tuple[float, ...] = COEFFICIENTS
-    network: NetworkConfig = field(
-        default_factory=lambda: NetworkConfig(
-            hidden_units=(256, 256),
-            keep_probability=1.0,
-            l2=0.0,
-            batch_size=64,
-            epochs=100,
-            early_stopping_patience=0,
-        )
-    )
+    network: NetworkConfig = field(default_factory=sweep_network)
 
 
 def run_l2(options: L2Options, say: Say) -> ExperimentResult:

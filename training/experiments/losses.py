@@ -10,14 +10,13 @@ MSE and MAE lead to over-confident wrong answers, in numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import mlflow
 import numpy as np
 
 from models.network import NetworkConfig, build_network, import_keras
-from training.data import BUNDLED_DATA
 from training.experiments.common import (
+    ExperimentOptions,
     ExperimentResult,
     Say,
     binary_measure,
@@ -52,13 +51,8 @@ DESCRIPTION = (
 
 
 @dataclass(frozen=True)
-class LossesOptions:
-    data: Path = BUNDLED_DATA
-    target: str | None = None
-    positive_label: str | None = None
+class LossesOptions(ExperimentOptions):
     experiment: str = DEFAULT_EXPERIMENT
-    seed: int = 0
-    quick: bool = False
     # The project's default network, trained for a fixed number of epochs (no early stopping,
     # which would judge every child by cross-entropy on validation data).
     network: NetworkConfig = field(
