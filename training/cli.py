@@ -15,6 +15,7 @@ import typer
 
 from models.network import NetworkConfig
 from training.experiments.cli import experiment_app
+from training.options import DataOption, PositiveLabelOption, TargetOption
 
 app = typer.Typer(
     help="Loan-default risk scoring: train a Keras DNN, register it in MLflow, serve it over HTTP.",
@@ -56,16 +57,6 @@ def print_epoch(epoch: int, total: int, metrics: dict[str, float]) -> None:
         f"val_loss {metrics['val_loss']:.4f}  auc {metrics['train_auc']:.4f}  "
         f"val_auc {metrics['val_auc']:.4f}"
     )
-
-
-# Options shared by the commands that read a training file.
-DataOption = Annotated[
-    Path | None, typer.Option(help="CSV or Parquet file; default: the bundled credit_data.csv")
-]
-TargetOption = Annotated[str | None, typer.Option(help="Target column (else from the schema)")]
-PositiveLabelOption = Annotated[
-    str | None, typer.Option(help="Target value meaning default (else from the schema)")
-]
 
 
 @app.command()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from training.options import DataOption, PositiveLabelOption, TargetOption
 
 if TYPE_CHECKING:
     from models.network import NetworkConfig
@@ -21,13 +23,6 @@ experiment_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DataOption = Annotated[
-    Path | None, typer.Option(help="CSV or Parquet loan file; default: the bundled credit_data.csv")
-]
-TargetOption = Annotated[str | None, typer.Option(help="Target column (else from the schema)")]
-PositiveOption = Annotated[
-    str | None, typer.Option(help="Target value meaning default (else from the schema)")
-]
 SeedOption = Annotated[int, typer.Option(help="Seed for the split, initial weights and dropout")]
 QuickOption = Annotated[
     bool, typer.Option("--quick", help="A few epochs (and for mnist a sample): a smoke test")
@@ -37,6 +32,27 @@ QuickOption = Annotated[
 ExperimentOption = Annotated[
     str, typer.Option(help="MLflow experiment to log the parent and child runs in")
 ]
+
+
+def _given(
+    data: Path | None,
+    target: str | None,
+    positive_label: str | None,
+    experiment: str,
+    seed: int,
+    quick: bool,
+) -> dict[str, Any]:
+    """The options every experiment command takes, as ``ExperimentOptions`` fields."""
+    from training.data import BUNDLED_DATA
+
+    return {
+        "data": data or BUNDLED_DATA,
+        "target": target,
+        "positive_label": positive_label,
+        "experiment": experiment,
+        "seed": seed,
+        "quick": quick,
+    }
 
 
 def _fail(message: str) -> typer.Exit:
@@ -134,24 +150,18 @@ def _network(default: NetworkConfig, epochs: int, hidden_units: str | None = Non
 def losses(
     data: DataOption = None,
     target: TargetOption = None,
-    positive_label: PositiveOption = None,
+    positive_label: PositiveLabelOption = None,
     experiment: ExperimentOption = "lesson-losses",
     seed: SeedOption = 0,
     epochs: Annotated[int, typer.Option(help="Epochs per loss function")] = 100,
     quick: QuickOption = False,
 ) -> None:
     """Binary cross-entropy vs MSE vs MAE on the predicted probability of default."""
-    from training.data import BUNDLED_DATA
     from training.experiments.losses import LossesOptions, run_losses
 
     def start() -> ExperimentResult:
         options = LossesOptions(
-            data=data or BUNDLED_DATA,
-            target=target,
-            positive_label=positive_label,
-            experiment=experiment,
-            seed=seed,
-            quick=quick,
+            **_given(data, target, positive_label, experiment, seed, quick),
             network=_network(LossesOptions().network, epochs),
         )
         return run_losses(options, typer.echo)
@@ -166,7 +176,7 @@ GAP_COLUMNS = ["train_loss", "test_loss", "loss_gap", "train_auc", "test_auc", "
 def dropout(
     data: DataOption = None,
     target: TargetOption = None,
-    positive_label: PositiveOption = None,
+    positive_label: PositiveLabelOption = None,
     experiment: ExperimentOption = "lesson-dropout",
     seed: SeedOption = 0,
     values: Annotated[
@@ -177,17 +187,11 @@ def dropout(
     quick: QuickOption = False,
 ) -> None:
     """Sweep dropout's keep-probability p: train-test gap against p."""
-    from training.data import BUNDLED_DATA
     from training.experiments.dropout import DropoutOptions, run_dropout
 
     def start() -> ExperimentResult:
         options = DropoutOptions(
-            data=data or BUNDLED_DATA,
-            target=target,
-            positive_label=positive_label,
-            experiment=experiment,
-            seed=seed,
-            quick=quick,
+            **_given(data, target, positive_label, experiment, seed, quick),
             keep_probabilities=_floats(values, "keep probabilities"),
             network=_network(DropoutOptions().network, epochs, hidden_units),
         )
@@ -200,7 +204,7 @@ def dropout(
 def l2(
     data: DataOption = None,
     target: TargetOption = None,
-    positive_label: PositiveOption = None,
+    positive_label: PositiveLabelOption = None,
     experiment: ExperimentOption = "lesson-l2",
     seed: SeedOption = 0,
     values: Annotated[
@@ -211,17 +215,11 @@ def l2(
     quick: QuickOption = False,
 ) -> None:
     """Sweep the L2 weight-decay coefficient: train-test gap against it."""
-    from training.data import BUNDLED_DATA
     from training.experiments.l2 import L2Options, run_l2
 
     def start() -> ExperimentResult:
         options = L2Options(
-            data=data or BUNDLED_DATA,
-            target=target,
-            positive_label=positive_label,
-            experiment=experiment,
-            seed=seed,
-            quick=quick,
+            **_given(data, target, positive_label, experiment, seed, quick),
             coefficients=_floats(values, "L2 coefficients"),
             network=_network(L2Options().network, epochs, hidden_units),
         )
@@ -234,7 +232,7 @@ def l2(
 def backprop(
     data: DataOption = None,
     target: TargetOption = None,
-    positive_label: PositiveOption = None,
+    positive_label: PositiveLabelOption = None,
     experiment: ExperimentOption = "lesson-backprop",
     seed: SeedOption = 0,
     hidden_units: Annotated[str, typer.Option(help="Hidden layer sizes")] = "64,32",
@@ -243,17 +241,11 @@ def backprop(
     quick: QuickOption = False,
 ) -> None:
     """training/backprop.py by plain gradient descent beside Keras on the same network."""
-    from training.data import BUNDLED_DATA
     from training.experiments.backprop import BackpropOptions, run_backprop
 
     def start() -> ExperimentResult:
         options = BackpropOptions(
-            data=data or BUNDLED_DATA,
-            target=target,
-            positive_label=positive_label,
-            experiment=experiment,
-            seed=seed,
-            quick=quick,
+            **_given(data, target, positive_label, experiment, seed, quick),
             hidden_units=_units(hidden_units),
             learning_rate=learning_rate,
             epochs=_positive(epochs, "epochs"),
