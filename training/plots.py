@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -37,6 +38,13 @@ def _save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _unit_square(axes: Any, xlabel: str, ylabel: str, title: str, legend: str) -> None:
+    """Labels, [0, 1] limits (a little headroom for curves at 1), legend and grid of a rate plot."""
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(0, 1), ylim=(0, 1.01))
+    axes.legend(loc=legend)
+    axes.grid(alpha=0.3)
+
+
 def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
     """ROC curves of one or more models on the same rows, AUC in the legend."""
     from sklearn.metrics import roc_auc_score
@@ -46,15 +54,13 @@ def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Pa
         fpr, tpr, _ = roc_curve(y, p)
         axes.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, p):.3f})")
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
-    axes.set(
+    _unit_square(
+        axes,
         xlabel="false positive rate (repaid loans declined)",
         ylabel="true positive rate (defaults declined)",
         title="ROC curve, test split",
-        xlim=(0, 1),
-        ylim=(0, 1.01),
+        legend="lower right",
     )
-    axes.legend(loc="lower right")
-    axes.grid(alpha=0.3)
     return _save(figure, path)
 
 
@@ -70,15 +76,13 @@ def precision_recall_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path
         base_rate = float(np.mean(y))
     if base_rate is not None:
         axes.axhline(base_rate, color="grey", linestyle=":", label=f"default rate {base_rate:.3f}")
-    axes.set(
+    _unit_square(
+        axes,
         xlabel="recall (share of defaults caught)",
         ylabel="precision (share of declines that default)",
         title="Precision-recall curve, test split",
-        xlim=(0, 1),
-        ylim=(0, 1.01),
+        legend="upper right",
     )
-    axes.legend(loc="upper right")
-    axes.grid(alpha=0.3)
     return _save(figure, path)
 
 
