@@ -11,7 +11,6 @@ had written them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sqlite3
@@ -83,43 +82,6 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-class Committer:
-    """Inserts and commits groups of rows on one long-lived connection (in the writer process).
-
-    Checking a connection out of the pool per commit (and pinging it) cost more than the insert.
-    A failed commit drops the connection; the next one reconnects.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.rows = _RowWriter(engine)
-        self.connection: PoolProxiedConnection | None = None
-
-    def commit(self, rows: list[list[Any]]) -> str | None:
-        """Insert and commit rows of driver values (:meth:`_RowWriter.values`); the reason when
-        they were not committed."""
-        try:
-            if self.connection is None:
-                self.connection = self.engine.raw_connection()
-            self.rows.insert(self.connection, rows)
-            self.connection.commit()
-            return None
-        except Exception as exc:  # any database failure means "not audited"
-            logger.error("audit write failed for %d records: %s", len(rows), exc)
-            if self.connection is not None:
-                with contextlib.suppress(Exception):
-                    self.connection.invalidate()  # never hand a broken connection back
-            self.connection = None
-            return type(exc).__name__
-
-    def close(self) -> None:
-        if self.connection is not None:
-            with contextlib.suppress(Exception):
-                self.connection.close()
-            self.connection = None
-        self.engine.dispose()
-
-
 class AuditTrail:
     """Owns the writer process; ``record`` resolves once the rows are committed.
 
@@ -135,7 +97,7 @@ class AuditTrail:
         self.url = url
         self.engine: Engine = make_engine(url)
         # Built now so that an unsupported driver is refused at start, not on the first request.
-        self._rows = _RowWriter(self.engine)
+        self._rows = RowWriter(self.engine)
         self._pending: list[tuple[Sequence[dict[str, Any]], asyncio.Future[None]]] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -262,7 +224,7 @@ class AuditTrail:
             return int(connection.execute(select(func.count()).select_from(decisions)).scalar_one())
 
 
-class _RowWriter:
+class RowWriter:
     """Turns row dicts into driver values and inserts them with one multi-row statement.
 
     Values are converted by the columns' own SQLAlchemy bind processors (JSON text, SQLite's
