@@ -361,9 +361,7 @@ def run_sweep(
     variable: str,
     variants: Sequence[SweepVariant],
     split: CreditSplit,
-    experiment: str,
-    seed: int,
-    quick: bool,
+    options: ExperimentOptions,
     description: str,
     say: Say,
 ) -> ExperimentResult:
@@ -371,8 +369,8 @@ def run_sweep(
     base = variants[0].config
     params = {
         **split.params(),
-        "seed": seed,
-        "quick": quick,
+        "seed": options.seed,
+        "quick": options.quick,
         "swept": variable,
         "values": ",".join(f"{v.value:g}" for v in variants),
         "hidden_units": "-".join(str(u) for u in base.hidden_units),
@@ -381,12 +379,12 @@ def run_sweep(
         "learning_rate": base.learning_rate,
     }
     curves: dict[str, Curves] = {}
-    with parent_run(kind, experiment, params, description) as result:
+    with parent_run(kind, options.experiment, params, description) as result:
         for index, variant in enumerate(variants, start=1):
             say(f"[{index}/{len(variants)}] {variant.name}")
-            child_params = {**variant.config.to_params(), **variant.params, "seed": seed}
+            child_params = {**variant.config.to_params(), **variant.params, "seed": options.seed}
             with child_run(kind, variant.name, child_params):
-                model = build_network(split.n_features, variant.config, seed)
+                model = build_network(split.n_features, variant.config, options.seed)
                 curves[variant.name] = fit_with_epoch_metrics(
                     model,
                     split.x_train,

@@ -61,9 +61,7 @@ def run_dropout(options: DropoutOptions, say: Say) -> ExperimentResult:
         variable="keep_probability",
         variants=variants,
         split=split,
-        experiment=options.experiment,
-        seed=options.seed,
-        quick=options.quick,
+        options=options,
         description=DESCRIPTION,
         say=say,
     )

@@ -69,9 +69,7 @@ def run_l2(options: L2Options, say: Say) -> ExperimentResult:
         variable="l2",
         variants=variants,
         split=split,
-        experiment=options.experiment,
-        seed=options.seed,
-        quick=options.quick,
+        options=options,
         description=DESCRIPTION,
         say=say,
     )
