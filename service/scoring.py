@@ -8,7 +8,6 @@ models in ``service.schemas`` still document them, and the tests hold the answer
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from service.batching import AssessmentBatcher
 from service.config import Settings
 from service.decisioning import Policy
 from service.errors import ApiError
+from service.ids import new_ids
 from service.metrics import ServiceMetrics
 from service.model_store import LoadedModel
 
@@ -54,15 +54,14 @@ async def score_and_audit(
     ref = {"name": model.name, "version": model.version, "run_id": model.run_id}
     answers: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
-    # Random 128-bit ids, drawn for the whole batch at once (one system call, not one each).
-    ids = os.urandom(16 * len(records)).hex() if batch else ""
+    ids = new_ids(len(records)) if batch else [request_id]
     for index, record in enumerate(records):
         probability = probabilities[index]
         score = policy.score(probability)
         band = policy.risk_band(probability)
         decision = policy.decision(probability)
         decisions.append(decision)
-        decision_id = ids[32 * index : 32 * index + 32] if batch else request_id
+        decision_id = ids[index]
         answers.append(
             {
                 "request_id": decision_id,
