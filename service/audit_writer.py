@@ -5,6 +5,10 @@ messages from stdin (a 4-byte big-endian length, then a JSON array of rows of dr
 column order, as ``RowWriter.values`` makes them), inserts and commits each message in one
 transaction, and answers one line per message on stdout: ``ok``, or the name of the error that
 prevented the commit. Exits when stdin ends.
+
+On SQLite, committed pages are copied from the write-ahead log into the database file (a
+checkpoint) by a thread of this process rather than by the commit that happens to cross SQLite's
+threshold: that commit took about four times as long (a 1,000-row group: ~10 ms against ~2.5 ms).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 from typing import Any, BinaryIO
 
 from pydantic_core import from_json
@@ -34,15 +39,18 @@ class Committer:
         self.engine = engine
         self.rows = RowWriter(engine)
         self.connection: PoolProxiedConnection | None = None
+        self.checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
 
     def commit(self, rows: list[list[Any]]) -> str | None:
         """Insert and commit rows of driver values (:meth:`RowWriter.values`); the reason when
         they were not committed."""
         try:
             if self.connection is None:
-                self.connection = self.engine.raw_connection()
+                self.connection = self._connect()
             self.rows.insert(self.connection, rows)
             self.connection.commit()
+            if self.checkpointer is not None:
+                self.checkpointer.wake()
             return None
         except Exception as exc:  # any database failure means "not audited"
             logger.error("audit write failed for %d records: %s", len(rows), exc)
@@ -52,12 +60,74 @@ class Committer:
             self.connection = None
             return type(exc).__name__
 
+    def _connect(self) -> PoolProxiedConnection:
+        connection = self.engine.raw_connection()
+        if self.checkpointer is not None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
+            cursor.close()
+        return connection
+
     def close(self) -> None:
         if self.connection is not None:
             with contextlib.suppress(Exception):
                 self.connection.close()
             self.connection = None
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.engine.dispose()
+
+
+class Checkpointer:
+    """Copies committed pages from SQLite's write-ahead log into the database, beside the commits.
+
+    Woken after every commit; a wake during a checkpoint starts one more, so wakes coalesce under
+    load. PASSIVE checkpoints take no lock the committing connection needs, and once one has
+    copied everything, SQLite starts the log over at its next commit, so the log stays bounded.
+    Closing runs a final TRUNCATE checkpoint, leaving everything in the database file.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._wanted = threading.Event()
+        self._stopping = False
+        # SQLite's answer to the last checkpoint: (busy, frames in the log, frames copied).
+        self.last_result: tuple[int, int, int] | None = None
+        self._thread = threading.Thread(target=self._run, name="audit-checkpoint", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wanted.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        connection: PoolProxiedConnection | None = None
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            final = self._stopping
+            mode = "TRUNCATE" if final else "PASSIVE"
+            try:
+                if connection is None:
+                    connection = self.engine.raw_connection()
+                cursor = connection.cursor()
+                self.last_result = cursor.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                cursor.close()
+            except Exception as exc:  # the next wake retries; commits do not depend on it
+                logger.warning("audit checkpoint failed: %s", exc)
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        connection.invalidate()
+                connection = None
+            if final:
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        connection.close()
+                return
 
 
 def serve(url: str, source: BinaryIO, sink: BinaryIO) -> None:

@@ -2,6 +2,8 @@
 
 import asyncio
 import os
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,7 +13,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service.audit import AuditTrail
+from service.audit import AuditTrail, RowWriter, make_engine, metadata
+from service.audit_writer import Committer
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -86,3 +89,35 @@ def test_groups_larger_than_one_statement_are_committed_whole(audit_url: str) ->
         assert (created if created.tzinfo else created.replace(tzinfo=UTC)) == row["created_at"]
         assert stored["batch_index"] == row["batch_index"]
     audit.engine.dispose()
+
+
+def test_sqlite_checkpoints_run_beside_the_commits(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "audit.db"
+    engine = make_engine(f"sqlite:///{database}")
+    metadata.create_all(engine)
+    committer = Committer(engine)
+    writer = RowWriter(engine)
+    for group in range(5):
+        stamps: dict[int, object] = {}
+        rows = [writer.values(row, stamps) for row in decision_rows(300, f"batch-{group}")]
+        assert committer.commit(rows) is None
+        assert committer.connection is not None
+        cursor = committer.connection.cursor()
+        # Commits never checkpoint themselves: the checkpointer thread does.
+        assert cursor.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        cursor.close()
+    checkpointer = committer.checkpointer
+    assert checkpointer is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        result = checkpointer.last_result
+        if result is not None and result[1] > 0 and result[1] == result[2]:
+            break  # every frame of the log copied into the database
+        time.sleep(0.01)
+    else:
+        pytest.fail(f"the log was not checkpointed: {checkpointer.last_result}")
+    committer.close()
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT count(*) FROM decisions").fetchone() == (1500,)
