@@ -1,8 +1,9 @@
 """The audit writer process: commits groups of decision records sent by the service.
 
 Started by :class:`service.audit.AuditTrail` as ``python -m service.audit_writer URL``. Reads
-messages from stdin (a 4-byte big-endian length, then a JSON array of rows of driver values in
-column order, as ``RowWriter.values`` makes them), inserts and commits each message in one
+messages from stdin (a 4-byte big-endian length, then a pickled list of rows of driver values in
+column order, as ``RowWriter.values`` makes them; only the service that started this process can
+write to its stdin), inserts and commits each message in one
 transaction, and answers one line per message on stdout: ``ok``, or the name of the error that
 prevented the commit. Exits when stdin ends.
 
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from pydantic_core import from_json
 from sqlalchemy import Engine
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -41,7 +43,7 @@ class Committer:
         self.connection: PoolProxiedConnection | None = None
         self.checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
 
-    def commit(self, rows: list[list[Any]]) -> str | None:
+    def commit(self, rows: Sequence[Sequence[Any]]) -> str | None:
         """Insert and commit rows of driver values (:meth:`RowWriter.values`); the reason when
         they were not committed."""
         try:
@@ -135,7 +137,7 @@ def serve(url: str, source: BinaryIO, sink: BinaryIO) -> None:
     committer = Committer(make_engine(url))
     try:
         while header := source.read(4):
-            failure = committer.commit(from_json(source.read(int.from_bytes(header, "big"))))
+            failure = committer.commit(pickle.loads(source.read(int.from_bytes(header, "big"))))
             sink.write(b"ok\n" if failure is None else f"{failure}\n".encode())
             sink.flush()
     finally:

@@ -100,8 +100,7 @@ def test_sqlite_checkpoints_run_beside_the_commits(
     committer = Committer(engine)
     writer = RowWriter(engine)
     for group in range(5):
-        stamps: dict[int, object] = {}
-        rows = [writer.values(row, stamps) for row in decision_rows(300, f"batch-{group}")]
+        rows = writer.values(decision_rows(300, f"batch-{group}"))
         assert committer.commit(rows) is None
         assert committer.connection is not None
         cursor = committer.connection.cursor()
