@@ -29,7 +29,7 @@ import pandas as pd
 
 from models.calibration import Calibrator
 from models.contract import FeatureContract
-from models.explain import MAX_REASONS, Explainer, Reason
+from models.explain import MAX_REASONS, ChunkThreads, Explainer, Reason
 from models.network import ScoringNetwork, import_keras, keras_logits, load_network
 from models.preprocessing import Preprocessor
 from models.reference import TrainingReference
@@ -98,12 +98,14 @@ class RiskModel:
         records: Sequence[Mapping[str, Any]],
         max_reasons: int = MAX_REASONS,
         reason_steps: int | None = None,
+        threads: ChunkThreads | None = None,
     ) -> Assessment:
-        """Probabilities and reason codes for a batch of records, in one vectorised pass."""
+        """Probabilities and reason codes for a batch of records, in one vectorised pass
+        (a large batch's chunks shared with ``threads``, when given)."""
         x = self.preprocessor.transform_records(records)
         if not max_reasons:
             return Assessment(self.score_matrix(x), [])
-        logits, contributions = self.explainer.logits_and_contributions(x, reason_steps)
+        logits, contributions = self.explainer.logits_and_contributions(x, reason_steps, threads)
         reasons = self.explainer.reasons_from(contributions, records, max_reasons)
         return Assessment(self.calibrator.apply(logits), reasons)
 

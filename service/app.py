@@ -102,6 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
         await audit.stop()
+        app.state.batcher.close()
 
 
 def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
@@ -174,7 +175,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.policy = Policy.from_settings(settings)
     app.state.batcher = AssessmentBatcher(
-        settings.max_reasons, settings.reason_steps, on_round=metrics.assessment_batch.observe
+        settings.max_reasons,
+        settings.reason_steps,
+        on_round=metrics.assessment_batch.observe,
+        threads=settings.explain_threads,
     )
     app.state.api_keys = [key.encode() for key in settings.api_key_list]
     app.state.audit = AuditTrail(settings.audit_db_url)

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from models.explain import Reason
-from models.risk_model import RiskModel
+from models.explain import ChunkThreads, Reason
+from models.risk_model import Assessment, RiskModel
 
 logger = logging.getLogger("loanrisk.batching")
 
@@ -32,11 +32,22 @@ class AssessmentBatcher:
         max_reasons: int,
         reason_steps: int | None,
         on_round: Callable[[int], None] | None = None,
+        threads: int = 1,  # explaining a large pass, the event loop's thread included
     ) -> None:
         self.max_reasons = max_reasons
         self.reason_steps = reason_steps
         self.on_round = on_round  # told the size of every pass (a metrics histogram)
         self._pending: list[tuple[RiskModel, dict[str, Any], asyncio.Future[Assessed]]] = []
+        # Explain the chunks of large passes beside the event loop's thread.
+        self._threads = ChunkThreads(threads - 1) if threads > 1 else None
+
+    def assess_many(self, model: RiskModel, records: list[dict[str, Any]]) -> Assessment:
+        """Assess a batch request's applicants now, in one pass of their own."""
+        return model.assess(records, self.max_reasons, self.reason_steps, self._threads)
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.close()
 
     async def assess(self, model: RiskModel, record: dict[str, Any]) -> Assessed:
         """The calibrated probability of default and the reason codes of one applicant."""
@@ -63,9 +74,7 @@ class AssessmentBatcher:
     ) -> None:
         model = items[0][0]
         try:
-            assessment = model.assess(
-                [record for _, record, _ in items], self.max_reasons, self.reason_steps
-            )
+            assessment = self.assess_many(model, [record for _, record, _ in items])
         except Exception:
             if len(items) > 1:
                 # Never let one applicant fail the others: assess each alone.

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     blas_threads: int = Field(
         1, ge=1, description="Threads for NumPy's matrix products; >1 only pays for huge batches"
     )
+    explain_threads: int = Field(
+        2,
+        ge=1,
+        description="Threads explaining a large batch's 128-applicant chunks side by side, "
+        "the event loop's own included; 1 explains them on the event loop's thread alone",
+    )
 
     # Security
     api_keys: str = Field(

@@ -1,11 +1,14 @@
 import itertools
+import threading
+import time
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from models.contract import infer_contract
-from models.explain import Explainer, input_gradients
+from models.explain import CHUNK_ROWS, ChunkThreads, Explainer, input_gradients
 from models.network import DenseStack
 from models.preprocessing import Preprocessor
 
@@ -90,3 +93,43 @@ def test_messages_are_plain_language(small_setup) -> None:
     assert explainer.message(home, "own") == "Home is 'own'"
     assert "not among the categories the model learnt" in explainer.message(home, "castle")
     assert explainer.message(income, None) == "Income was not provided"
+
+
+@pytest.fixture
+def chunk_threads() -> Iterator[ChunkThreads]:
+    threads = ChunkThreads(helpers=2)
+    yield threads
+    threads.close()
+
+
+def test_chunk_threads_map_in_order_across_threads(chunk_threads: ChunkThreads) -> None:
+    def slow_square(n: int) -> tuple[int, str]:
+        time.sleep(0.002)  # long enough for the helpers to take some of the items
+        return n * n, threading.current_thread().name
+
+    results = chunk_threads.map(slow_square, list(range(40)))
+    assert [value for value, _ in results] == [n * n for n in range(40)]
+    assert len({name for _, name in results}) > 1
+    assert chunk_threads.map(slow_square, []) == []
+
+
+def test_chunk_threads_pass_on_a_failure(chunk_threads: ChunkThreads) -> None:
+    def fails_on_seven(n: int) -> int:
+        if n == 7:
+            raise ValueError("seven")
+        return n
+
+    with pytest.raises(ValueError, match="seven"):
+        chunk_threads.map(fails_on_seven, list(range(20)))
+
+
+def test_a_large_batch_explained_on_threads_matches_one_thread(
+    small_setup, chunk_threads: ChunkThreads
+) -> None:
+    explainer, pre, frame = small_setup
+    x = pre.transform(frame)  # 300 rows: three chunks
+    assert len(x) > CHUNK_ROWS * 2
+    alone = explainer.logits_and_contributions(x)
+    shared = explainer.logits_and_contributions(x, threads=chunk_threads)
+    np.testing.assert_array_equal(alone[0], shared[0])
+    np.testing.assert_array_equal(alone[1], shared[1])
