@@ -8,6 +8,7 @@ models in ``service.schemas`` still document them, and the tests hold the answer
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,6 @@ from pydantic_core import to_json
 
 from service.audit import AuditTrail, AuditUnavailable
 from service.batching import AssessmentBatcher
-from service.config import Settings
 from service.decisioning import Policy
 from service.errors import ApiError
 from service.ids import new_ids
@@ -31,11 +31,11 @@ async def score_and_audit(
     batcher: AssessmentBatcher,
     audit: AuditTrail,
     metrics: ServiceMetrics,
-    settings: Settings,
     request_id: str,
     batch: bool,
-) -> list[dict[str, Any]]:
-    """Score ``records`` in one vectorised pass, commit their audit records, return the answers.
+) -> bytes:
+    """Score ``records`` in one vectorised pass, commit their audit records, return the answer:
+    the JSON body of ``ScoreResponse`` for one applicant, of ``BatchResponse`` for a batch.
 
     A single applicant's decision takes the request's id, and is assessed together with whatever
     other single applicants are waiting (:mod:`service.batching`); in a batch each applicant gets
@@ -43,7 +43,7 @@ async def score_and_audit(
     is committed.
     """
     if batch:
-        assessment = model.risk_model.assess(records, settings.max_reasons, settings.reason_steps)
+        assessment = batcher.assess_many(model.risk_model, records)
         probabilities = assessment.probabilities.tolist()
         reasons = assessment.reasons or [[] for _ in records]
     else:
@@ -91,7 +91,13 @@ async def score_and_audit(
             }
         )
     try:
-        await audit.record(rows)
+        committed = audit.submit(rows)
+        if batch:
+            # One turn of the event loop hands the group to the writer process; the answer is
+            # then serialised here while the writer commits.
+            await asyncio.sleep(0)
+        body = to_json({"results": answers} if batch else answers[0])
+        await committed
     except AuditUnavailable as exc:
         metrics.audit_failures.inc()
         raise ApiError(
@@ -101,8 +107,13 @@ async def score_and_audit(
             {"reason": str(exc)},
         ) from None
     metrics.observe_scores(records, probabilities, decisions)
-    return answers
+    return body
 
 
 def json_response(content: Any, status: int = 200) -> Response:
-    return Response(to_json(content), status_code=status, media_type="application/json")
+    return json_body(to_json(content), status)
+
+
+def json_body(body: bytes, status: int = 200) -> Response:
+    """A response from JSON already serialised."""
+    return Response(body, status_code=status, media_type="application/json")

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.dependencies import current_model, read_request_body, validate_body
 from service.errors import ApiError, error_body, validation_error_body
 from service.schemas import BatchResponse, ErrorResponse, ScoreResponse
-from service.scoring import json_response, score_and_audit
+from service.scoring import json_body, json_response, score_and_audit
 from service.security import check_api_key
 
 SCORE_PATH = "/v1/score"
@@ -40,8 +40,8 @@ def _body(schema: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
-async def assess_request(request: Request, batch: bool) -> list[dict[str, Any]]:
-    """Check the key, read and validate the body, score, audit: the answers of one request."""
+async def assess_request(request: Request, batch: bool) -> bytes:
+    """Check the key, read and validate the body, score, audit: the JSON answer of one request."""
     check_api_key(request)
     state = request.app.state
     model = current_model(state.model_store)
@@ -58,7 +58,6 @@ async def assess_request(request: Request, batch: bool) -> list[dict[str, Any]]:
         state.batcher,
         state.audit,
         state.metrics,
-        state.settings,
         request.state.request_id,
         batch=batch,
     )
@@ -72,7 +71,7 @@ async def assess_request(request: Request, batch: bool) -> list[dict[str, Any]]:
     summary="Assess one applicant: probability, score, band, decision and reasons",
 )
 async def score(request: Request) -> Response:
-    return json_response((await assess_request(request, batch=False))[0])
+    return json_body(await assess_request(request, batch=False))
 
 
 @router.post(
@@ -83,7 +82,7 @@ async def score(request: Request) -> Response:
     summary="Assess up to LOANRISK_BATCH_MAX applicants in one vectorised pass",
 )
 async def score_batch(request: Request) -> Response:
-    return json_response({"results": await assess_request(request, batch=True)})
+    return json_body(await assess_request(request, batch=True))
 
 
 class ScoringEndpoints:
