@@ -106,6 +106,7 @@ class AuditTrail:
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
         self._process: asyncio.subprocess.Process | None = None
+        self._pipe: int | None = None  # the writer process's stdin
 
     async def start(self) -> None:
         """Create the table if needed, start the writer process and the task feeding it."""
@@ -185,11 +186,10 @@ class AuditTrail:
             # It died (or could not start) since the last group: start another one.
             await self._end_process()
             self._process = await self._spawn()
-        process = self._process
-        assert process.stdin is not None and process.stdout is not None
+        process, pipe = self._process, self._pipe
+        assert process.stdout is not None and pipe is not None
         try:
-            process.stdin.write(len(message).to_bytes(4, "big") + message)
-            await process.stdin.drain()
+            await _write_all(pipe, len(message).to_bytes(4, "big") + message)
             reply = await process.stdout.readline()
         except (BrokenPipeError, ConnectionResetError):
             reply = b""
@@ -203,25 +203,36 @@ class AuditTrail:
     async def _spawn(self) -> asyncio.subprocess.Process:
         project = str(Path(__file__).resolve().parent.parent)
         path = os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH")) if p)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "service.audit_writer",
-            self.url,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": path},
-        )
-        assert process.stdin is not None
-        _widen_pipe(process.stdin.get_extra_info("pipe"))
+        # A pipe of our own rather than the event loop's: ours can be widened (uvloop gives its
+        # subprocesses socket pairs), and writing to it needs nothing but the file descriptor.
+        read_end, write_end = os.pipe()
+        try:
+            _widen_pipe(write_end)
+            os.set_blocking(write_end, False)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "service.audit_writer",
+                self.url,
+                stdin=read_end,
+                stdout=asyncio.subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._pipe = write_end
         return process
 
     async def _end_process(self) -> None:
         process, self._process = self._process, None
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            os.close(pipe)  # end of input: the writer commits nothing more and exits
         if process is None:
             return
-        if process.stdin is not None and not process.stdin.is_closing():
-            process.stdin.close()  # end of input: it commits nothing more and exits
         try:
             await asyncio.wait_for(process.wait(), timeout=10)
         except TimeoutError:
@@ -248,18 +259,39 @@ class AuditTrail:
 PIPE_BYTES = 1 << 20
 
 
-def _widen_pipe(pipe: Any) -> None:
+def _widen_pipe(fd: int) -> None:
     try:
         import fcntl
     except ImportError:  # Windows
         return
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
-    if set_size is None or pipe is None:
+    if set_size is None:
         return
     try:
-        fcntl.fcntl(pipe.fileno(), set_size, PIPE_BYTES)
+        fcntl.fcntl(fd, set_size, PIPE_BYTES)
     except OSError as exc:  # above /proc/sys/fs/pipe-max-size: the default pipe still works
         logger.info("audit pipe keeps its default size: %s", exc)
+
+
+def _settle_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to a non-blocking pipe, waiting on the event loop while it is full."""
+    loop = asyncio.get_running_loop()
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            writable: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(fd, _settle_once, writable)
+            try:
+                await writable
+            finally:
+                loop.remove_writer(fd)
 
 
 class RowWriter:

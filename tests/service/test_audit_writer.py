@@ -3,17 +3,19 @@
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import uvloop
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service.audit import AuditTrail, RowWriter, make_engine, metadata
+from service.audit import PIPE_BYTES, AuditTrail, RowWriter, _write_all, make_engine, metadata
 from service.audit_writer import Committer
 
 
@@ -120,3 +122,40 @@ def test_sqlite_checkpoints_run_beside_the_commits(
     committer.close()
     with sqlite3.connect(database) as connection:
         assert connection.execute("SELECT count(*) FROM decisions").fetchone() == (1500,)
+
+
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_messages_larger_than_the_pipe_arrive_whole(run: Callable[..., object]) -> None:
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    message = os.urandom(3 * PIPE_BYTES + 12345)
+    received = bytearray()
+
+    def drain() -> None:
+        with os.fdopen(read_end, "rb") as source:
+            while chunk := source.read(65536):
+                received.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+
+    async def send() -> None:
+        await _write_all(write_end, message)
+        os.close(write_end)
+
+    run(send())
+    reader.join(timeout=10)
+    assert bytes(received) == message
+
+
+def test_the_trail_records_under_uvloop(tmp_path: Path) -> None:
+    # The server runs on uvloop, whose subprocess pipes differ from asyncio's.
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    groups = [decision_rows(1500, "big"), decision_rows(3, "small")]
+
+    async def record() -> AuditTrail:
+        return await record_concurrently(url, groups)
+
+    audit = uvloop.run(record())
+    assert audit.count() == 1503
+    audit.engine.dispose()
