@@ -55,6 +55,14 @@ class Assessment:
     reasons: list[list[Reason]]
 
 
+@dataclass(frozen=True)
+class SerialisedAssessment:
+    """An :class:`Assessment` whose reason codes are JSON already: one array per applicant."""
+
+    probabilities: np.ndarray
+    reason_codes_json: list[str]
+
+
 @dataclass
 class RiskModel:
     """Scores raw applicant records with exactly the transform the network was trained on."""
@@ -102,12 +110,39 @@ class RiskModel:
     ) -> Assessment:
         """Probabilities and reason codes for a batch of records, in one vectorised pass
         (a large batch's chunks shared with ``threads``, when given)."""
+        probabilities, contributions = self._explained(records, max_reasons, reason_steps, threads)
+        if contributions is None:
+            return Assessment(probabilities, [])
+        reasons = self.explainer.reasons_from(contributions, records, max_reasons)
+        return Assessment(probabilities, reasons)
+
+    def assess_serialised(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        max_reasons: int = MAX_REASONS,
+        reason_steps: int | None = None,
+        threads: ChunkThreads | None = None,
+    ) -> SerialisedAssessment:
+        """:meth:`assess`, with each applicant's reason codes as a JSON array, ready to send."""
+        probabilities, contributions = self._explained(records, max_reasons, reason_steps, threads)
+        if contributions is None:
+            return SerialisedAssessment(probabilities, ["[]"] * len(records))
+        reasons = self.explainer.reason_codes_json(contributions, records, max_reasons)
+        return SerialisedAssessment(probabilities, reasons)
+
+    def _explained(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        max_reasons: int,
+        reason_steps: int | None,
+        threads: ChunkThreads | None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities and, when reasons are wanted, per-field contributions."""
         x = self.preprocessor.transform_records(records)
         if not max_reasons:
-            return Assessment(self.score_matrix(x), [])
+            return self.score_matrix(x), None
         logits, contributions = self.explainer.logits_and_contributions(x, reason_steps, threads)
-        reasons = self.explainer.reasons_from(contributions, records, max_reasons)
-        return Assessment(self.calibrator.apply(logits), reasons)
+        return self.calibrator.apply(logits), contributions
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of default for each row of a DataFrame of raw fields."""

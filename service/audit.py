@@ -18,7 +18,7 @@ import os
 import pickle
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,10 @@ decisions = Table(
     Column("decision", String(20), nullable=False),
     Column("reason_codes", JSON, nullable=False),
 )
+
+
+class JSONText(str):
+    """A value for a JSON column that is JSON text already: stored as it is, not serialised."""
 
 
 class AuditUnavailable(RuntimeError):
@@ -273,6 +277,13 @@ def _widen_pipe(fd: int) -> None:
         logger.info("audit pipe keeps its default size: %s", exc)
 
 
+def _passing_json_text(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def process(value: Any) -> Any:
+        return value if value.__class__ is JSONText else processor(value)
+
+    return process
+
+
 def _settle_once(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -311,7 +322,11 @@ class RowWriter:
         self._in_column_order = operator.itemgetter(*self.names)
         # (column index, processor, whether records share its values: a request's timestamp)
         self.processors = [
-            (index, processor, isinstance(column.type, DateTime))
+            (
+                index,
+                _passing_json_text(processor) if isinstance(column.type, JSON) else processor,
+                isinstance(column.type, DateTime),
+            )
             for index, column in enumerate(columns)
             if (processor := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]

@@ -16,12 +16,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from models.explain import ChunkThreads, Reason
-from models.risk_model import Assessment, RiskModel
+from models.explain import ChunkThreads
+from models.risk_model import RiskModel, SerialisedAssessment
 
 logger = logging.getLogger("loanrisk.batching")
 
-Assessed = tuple[float, list[Reason]]
+# An applicant's calibrated probability of default and reason codes (a JSON array).
+Assessed = tuple[float, str]
 
 
 class AssessmentBatcher:
@@ -41,16 +42,16 @@ class AssessmentBatcher:
         # Explain the chunks of large passes beside the event loop's thread.
         self._threads = ChunkThreads(threads - 1) if threads > 1 else None
 
-    def assess_many(self, model: RiskModel, records: list[dict[str, Any]]) -> Assessment:
+    def assess_many(self, model: RiskModel, records: list[dict[str, Any]]) -> SerialisedAssessment:
         """Assess a batch request's applicants now, in one pass of their own."""
-        return model.assess(records, self.max_reasons, self.reason_steps, self._threads)
+        return model.assess_serialised(records, self.max_reasons, self.reason_steps, self._threads)
 
     def close(self) -> None:
         if self._threads is not None:
             self._threads.close()
 
     async def assess(self, model: RiskModel, record: dict[str, Any]) -> Assessed:
-        """The calibrated probability of default and the reason codes of one applicant."""
+        """The calibrated probability of default and the reason codes (JSON) of one applicant."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Assessed] = loop.create_future()
         if not self._pending:
@@ -85,9 +86,8 @@ class AssessmentBatcher:
             _settle(items[0][2], exception=RuntimeError("assessment failed"))
             return
         probabilities = assessment.probabilities.tolist()
-        reasons = assessment.reasons or [[] for _ in items]
         for (_, _, future), probability, reason_codes in zip(
-            items, probabilities, reasons, strict=True
+            items, probabilities, assessment.reason_codes_json, strict=True
         ):
             _settle(future, result=(probability, reason_codes))
 

@@ -1,21 +1,25 @@
 """From validated applicants to audited answers: the one path both scoring routes share.
 
-Answers are plain dicts serialised once, in Rust, by ``pydantic_core.to_json``: they are built from
-values the service computed itself, so validating them again through the response model would only
-spend time (a 1,000-applicant batch has 1,000 answers and up to 4,000 reason codes). The response
-models in ``service.schemas`` still document them, and the tests hold the answers to that schema.
+Answers are written as JSON directly: each applicant's reason codes come from the model as a JSON
+array (:meth:`RiskModel.assess_serialised`) and go, as they are, into both the answer and the
+audit record. They are built from values the service computed itself, so validating them again
+through the response model would only spend time (a 1,000-applicant batch has 1,000 answers and up
+to 4,000 reason codes). The response models in ``service.schemas`` still document them, and the
+tests hold the answers to that schema.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Response
 from pydantic_core import to_json
 
-from service.audit import AuditTrail, AuditUnavailable
+from service.audit import AuditTrail, AuditUnavailable, JSONText
 from service.batching import AssessmentBatcher
 from service.decisioning import Policy
 from service.errors import ApiError
@@ -45,33 +49,30 @@ async def score_and_audit(
     if batch:
         assessment = batcher.assess_many(model.risk_model, records)
         probabilities = assessment.probabilities.tolist()
-        reasons = assessment.reasons or [[] for _ in records]
+        reasons = assessment.reason_codes_json
     else:
         probability, reason_codes = await batcher.assess(model.risk_model, records[0])
         probabilities, reasons = [probability], [reason_codes]
     decisions: list[str] = []
     now = datetime.now(UTC)
-    ref = {"name": model.name, "version": model.version, "run_id": model.run_id}
-    answers: list[dict[str, Any]] = []
+    model_json = to_json(
+        {"name": model.name, "version": model.version, "run_id": model.run_id}
+    ).decode()
+    answers: list[str] = []
     rows: list[dict[str, Any]] = []
     ids = new_ids(len(records)) if batch else [request_id]
-    for index, record in enumerate(records):
-        probability = probabilities[index]
+    for index, (record, probability, reason_codes) in enumerate(
+        zip(records, probabilities, reasons, strict=True)
+    ):
+        if not math.isfinite(probability):
+            raise RuntimeError(f"the model gave a probability of {probability}")
         score = policy.score(probability)
         band = policy.risk_band(probability)
         decision = policy.decision(probability)
         decisions.append(decision)
         decision_id = ids[index]
         answers.append(
-            {
-                "request_id": decision_id,
-                "probability_of_default": probability,
-                "score": score,
-                "risk_band": band,
-                "decision": decision,
-                "reason_codes": reasons[index],
-                "model": ref,
-            }
+            _answer_json(decision_id, probability, score, band, decision, reason_codes, model_json)
         )
         rows.append(
             {
@@ -87,7 +88,7 @@ async def score_and_audit(
                 "score": score,
                 "risk_band": band,
                 "decision": decision,
-                "reason_codes": reasons[index],
+                "reason_codes": JSONText(reason_codes),
             }
         )
     try:
@@ -96,7 +97,7 @@ async def score_and_audit(
             # One turn of the event loop hands the group to the writer process; the answer is
             # then serialised here while the writer commits.
             await asyncio.sleep(0)
-        body = to_json({"results": answers} if batch else answers[0])
+        body = (f'{{"results":[{",".join(answers)}]}}' if batch else answers[0]).encode()
         await committed
     except AuditUnavailable as exc:
         metrics.audit_failures.inc()
@@ -108,6 +109,32 @@ async def score_and_audit(
         ) from None
     metrics.observe_scores(records, probabilities, decisions)
     return body
+
+
+def _answer_json(
+    decision_id: str,
+    probability: float,
+    score: float,
+    band: str,
+    decision: str,
+    reason_codes: str,
+    model_json: str,
+) -> str:
+    """One applicant's ``ScoreResponse`` as JSON, around reason codes serialised already.
+
+    Finite floats' ``repr`` is valid JSON; ids are hexadecimal and decisions fixed words, so only
+    the band label (from settings) needs escaping, and it is escaped once per label.
+    """
+    return (
+        f'{{"request_id":"{decision_id}","probability_of_default":{probability!r},'
+        f'"score":{score!r},"risk_band":{_json_string(band)},"decision":"{decision}",'
+        f'"reason_codes":{reason_codes},"model":{model_json}}}'
+    )
+
+
+@functools.cache
+def _json_string(text: str) -> str:
+    return to_json(text).decode()
 
 
 def json_response(content: Any, status: int = 200) -> Response:

@@ -1,4 +1,5 @@
 import itertools
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -133,3 +134,21 @@ def test_a_large_batch_explained_on_threads_matches_one_thread(
     shared = explainer.logits_and_contributions(x, threads=chunk_threads)
     np.testing.assert_array_equal(alone[0], shared[0])
     np.testing.assert_array_equal(alone[1], shared[1])
+
+
+def test_reason_codes_as_json_are_the_reasons_serialised(small_setup) -> None:
+    explainer, pre, frame = small_setup
+    records = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+    # Values that need escaping in JSON, and categories the model never saw.
+    records[0]["home"] = 'a "quoted" \\ home'
+    records[1]["home"] = "château ☂"
+    x = pre.transform_records(records)
+    contributions = explainer.contributions(x)
+    for limit in (1, 3):
+        as_dicts = explainer.reasons_from(contributions, records, limit)
+        as_json = explainer.reason_codes_json(contributions, records, limit)
+        assert [json.loads(text) for text in as_json] == as_dicts
+    assert any(r["feature"] == "home" for r in json.loads(as_json[0]))

@@ -47,7 +47,9 @@ def test_each_batch_decision_is_audited_with_the_batch_id(
         record = client.get(f"/v1/decisions/{result['request_id']}").json()
         assert record["batch_id"] == batch_id
         assert record["batch_index"] == index
-        assert record["probability_of_default"] == result["probability_of_default"]
+        assert record["inputs"] == applicants[index]
+        for key in ("probability_of_default", "score", "risk_band", "decision", "reason_codes"):
+            assert record[key] == result[key]
 
 
 def test_one_bad_item_answers_422_naming_index_and_field(client: TestClient) -> None:
