@@ -6,11 +6,12 @@ thread, a hop that cost more than the scoring itself.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from service.audit import AuditTrail
 from service.config import Settings
@@ -18,6 +19,8 @@ from service.decisioning import Policy
 from service.errors import ApiError
 from service.metrics import ServiceMetrics
 from service.model_store import LoadedModel, ModelStore
+
+_Valid = TypeVar("_Valid")
 
 
 async def get_settings(request: Request) -> Settings:
@@ -91,10 +94,10 @@ def _too_large(limit: int) -> str:
     return f"request body exceeds {limit} bytes (LOANRISK_MAX_BODY_BYTES)"
 
 
-def validate_body(schema: type[BaseModel], body: bytes) -> BaseModel:
-    """Validate JSON against ``schema``; errors answer 422 naming the field."""
+def validate_body(validate: Callable[[bytes], _Valid], body: bytes) -> _Valid:
+    """``validate(body)``, its pydantic errors turned into a 422 naming the field."""
     try:
-        return schema.model_validate_json(body)
+        return validate(body)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from models.risk_model import RiskModel
-from service.schemas import ModelRef, applicant_schema, batch_schema
+from service.schemas import ModelRef, RecordValidator, applicant_schema, batch_schema
 
 logger = logging.getLogger("loanrisk.model_store")
 
@@ -59,8 +59,9 @@ class LoadedModel:
     alias: str
     run_id: str | None
     risk_model: RiskModel
-    applicant: type[BaseModel]
+    applicant: type[BaseModel]  # the request bodies, as OpenAPI documents them
     batch: type[BaseModel]
+    records: RecordValidator  # checks bodies as those models do, straight into records
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -121,6 +122,7 @@ def load_version(
         risk_model=risk_model,
         applicant=applicant,
         batch=batch_schema(applicant, batch_max),
+        records=RecordValidator(risk_model.contract, batch_max),
     )
 
 
@@ -130,7 +132,7 @@ def self_test(model: LoadedModel) -> None:
     if not example:
         raise ModelUnavailable(ReloadOutcome.REFUSED_SELF_TEST, "model has no example applicant")
     try:
-        record = model.applicant.model_validate(example).model_dump(by_alias=True)
+        record = model.records.python(example)
         assessment = model.risk_model.assess([record])
         probability = float(assessment.probabilities[0])
     except Exception as exc:

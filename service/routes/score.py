@@ -47,10 +47,9 @@ async def assess_request(request: Request, batch: bool) -> bytes:
     model = current_model(state.model_store)
     body = await read_request_body(request, state.settings.max_body_bytes)
     if batch:
-        applicants = validate_body(model.batch, body).applicants  # type: ignore[attr-defined]
-        records = [a.model_dump(by_alias=True) for a in applicants]
+        records = validate_body(model.records.many, body)
     else:
-        records = [validate_body(model.applicant, body).model_dump(by_alias=True)]
+        records = [validate_body(model.records.one, body)]
     return await score_and_audit(
         records,
         model,
