@@ -53,50 +53,47 @@ async def score_and_audit(
     else:
         probability, reason_codes = await batcher.assess(model.risk_model, records[0])
         probabilities, reasons = [probability], [reason_codes]
-    decisions: list[str] = []
-    now = datetime.now(UTC)
-    model_json = to_json(
-        {"name": model.name, "version": model.version, "run_id": model.run_id}
-    ).decode()
-    answers: list[str] = []
-    rows: list[dict[str, Any]] = []
+    if not all(map(math.isfinite, probabilities)):
+        raise RuntimeError("the model gave a probability that is not a number")
+    scores, bands, decisions = policy.apply(probabilities)
     ids = new_ids(len(records)) if batch else [request_id]
-    for index, (record, probability, reason_codes) in enumerate(
-        zip(records, probabilities, reasons, strict=True)
-    ):
-        if not math.isfinite(probability):
-            raise RuntimeError(f"the model gave a probability of {probability}")
-        score = policy.score(probability)
-        band = policy.risk_band(probability)
-        decision = policy.decision(probability)
-        decisions.append(decision)
-        decision_id = ids[index]
-        answers.append(
-            _answer_json(decision_id, probability, score, band, decision, reason_codes, model_json)
+    now = datetime.now(UTC)
+    batch_id = request_id if batch else None
+    rows = [
+        {
+            "request_id": decision_id,
+            "created_at": now,
+            "batch_id": batch_id,
+            "batch_index": index if batch else None,
+            "model_name": model.name,
+            "model_version": model.version,
+            "run_id": model.run_id,
+            "inputs": record,
+            "probability_of_default": probability,
+            "score": score,
+            "risk_band": band,
+            "decision": decision,
+            "reason_codes": JSONText(reason_codes),
+        }
+        for index, (decision_id, record, probability, score, band, decision, reason_codes) in (
+            enumerate(
+                zip(ids, records, probabilities, scores, bands, decisions, reasons, strict=True)
+            )
         )
-        rows.append(
-            {
-                "request_id": decision_id,
-                "created_at": now,
-                "batch_id": request_id if batch else None,
-                "batch_index": index if batch else None,
-                "model_name": model.name,
-                "model_version": model.version,
-                "run_id": model.run_id,
-                "inputs": record,
-                "probability_of_default": probability,
-                "score": score,
-                "risk_band": band,
-                "decision": decision,
-                "reason_codes": JSONText(reason_codes),
-            }
-        )
+    ]
     try:
         committed = audit.submit(rows)
         if batch:
-            # One turn of the event loop hands the group to the writer process; the answer is
-            # then serialised here while the writer commits.
+            # One turn of the event loop hands the group to the writer process; the answers are
+            # then written here while the writer commits.
             await asyncio.sleep(0)
+        model_json = to_json(
+            {"name": model.name, "version": model.version, "run_id": model.run_id}
+        ).decode()
+        answers = [
+            _answer_json(*answer, model_json)
+            for answer in zip(ids, probabilities, scores, bands, decisions, reasons, strict=True)
+        ]
         body = (f'{{"results":[{",".join(answers)}]}}' if batch else answers[0]).encode()
         await committed
     except AuditUnavailable as exc:

@@ -77,3 +77,15 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.api_key_list == ["k1", "k2"]
     assert settings.decline_at == 0.5
     assert settings.mlflow_tracking_uri == "http://mlflow:5000"
+
+
+def test_many_probabilities_get_what_each_gets_alone(policy: Policy) -> None:
+    # apply() switches to NumPy beyond a few; both paths must agree value for value, the band
+    # and threshold edges included.
+    edges = [0.0, 1e-12, 0.05, 0.1, 0.15, 0.2, 0.35, 1 - 1e-12, 1.0]
+    probabilities = edges + np.random.default_rng(0).uniform(0, 1, 500).tolist()
+    scores, bands, decisions = policy.apply(probabilities)
+    assert scores == [policy.score(p) for p in probabilities]
+    assert bands == [policy.risk_band(p) for p in probabilities]
+    assert decisions == [policy.decision(p) for p in probabilities]
+    assert policy.apply(probabilities[:3]) == (scores[:3], bands[:3], decisions[:3])
