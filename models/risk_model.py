@@ -18,7 +18,7 @@ Both scoring paths return *calibrated* probabilities of default.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,10 +57,18 @@ class Assessment:
 
 @dataclass(frozen=True)
 class SerialisedAssessment:
-    """An :class:`Assessment` whose reason codes are JSON already: one array per applicant."""
+    """An :class:`Assessment` whose reason codes come as JSON: one array per applicant.
+
+    They are written on request, a slice of applicants at a time if the caller likes, so that it
+    can do other work between slices.
+    """
 
     probabilities: np.ndarray
-    reason_codes_json: list[str]
+    _write_reasons: Callable[[int, int], list[str]]
+
+    def reason_codes_json(self, start: int = 0, stop: int | None = None) -> list[str]:
+        """The reason codes of applicants ``start`` to ``stop`` (all by default)."""
+        return self._write_reasons(start, len(self.probabilities) if stop is None else stop)
 
 
 @dataclass
@@ -125,10 +133,16 @@ class RiskModel:
     ) -> SerialisedAssessment:
         """:meth:`assess`, with each applicant's reason codes as a JSON array, ready to send."""
         probabilities, contributions = self._explained(records, max_reasons, reason_steps, threads)
-        if contributions is None:
-            return SerialisedAssessment(probabilities, ["[]"] * len(records))
-        reasons = self.explainer.reason_codes_json(contributions, records, max_reasons)
-        return SerialisedAssessment(probabilities, reasons)
+        explainer = self.explainer
+
+        def write_reasons(start: int, stop: int) -> list[str]:
+            if contributions is None:
+                return ["[]"] * (stop - start)
+            return explainer.reason_codes_json(
+                contributions[start:stop], records[start:stop], max_reasons
+            )
+
+        return SerialisedAssessment(probabilities, write_reasons)
 
     def _explained(
         self,

@@ -11,6 +11,7 @@ had written them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import operator
@@ -18,7 +19,7 @@ import os
 import pickle
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +90,45 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+# Rows queued for the next group, the future their request waits on, and the writer process
+# their transaction's parts went to (None for rows without parts).
+_Pending = tuple[Sequence[dict[str, Any]], asyncio.Future[None], int | None]
+
+
+def _message(kind: str, rows: list[tuple[Any, ...]]) -> bytes:
+    """A message for the writer process: its length, then the pickled kind and rows."""
+    body = pickle.dumps((kind, rows), protocol=pickle.HIGHEST_PROTOCOL)
+    return len(body).to_bytes(4, "big") + body
+
+
+class AuditTransaction:
+    """Parts of one transaction, sent ahead of its commit (see :meth:`AuditTrail.transaction`)."""
+
+    def __init__(self, trail: AuditTrail, pipe: asyncio.WriteTransport, generation: int) -> None:
+        self._trail = trail
+        self._pipe = pipe
+        self._generation = generation
+        self.committed = False
+
+    def send(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Convert rows and hand them to the writer process, which inserts them uncommitted."""
+        self._pipe.write(_message("part", self._trail._rows.values(rows)))
+
+    def commit(self, rows: Sequence[dict[str, Any]] = ()) -> asyncio.Future[None]:
+        """End the transaction with ``rows`` (if any) and the next group; its future resolves
+        once all of it is committed, and fails if any part was lost."""
+        future = self._trail._queue(rows, self._generation)
+        self.committed = True
+        return future
+
+
 class AuditTrail:
     """Owns the writer process; ``record`` resolves once the rows are committed.
 
     Requests hand their rows to a writer task on the event loop and wait on a future. The writer
-    task sends everything queued to the writer process (``service.audit_writer``) as one JSON
-    message and settles all the futures when the process answers that the group is committed.
+    task sends everything queued to the writer process (``service.audit_writer``) as one message
+    and settles all the futures when the process answers that the group is committed. A large
+    batch may send its rows ahead in parts (:meth:`transaction`), committed with the next group.
     The database work runs in that process: in a thread of this one, the driver's every call gave
     up and retook the GIL the event loop needs (callgrind and /proc measurements in
     docs/serving.md). Reads (``get``, ``count``) go through this process's own engine.
@@ -105,17 +139,18 @@ class AuditTrail:
         self.engine: Engine = make_engine(url)
         # Built now so that an unsupported driver is refused at start, not on the first request.
         self._rows = RowWriter(self.engine)
-        self._pending: list[tuple[Sequence[dict[str, Any]], asyncio.Future[None]]] = []
+        self._pending: list[_Pending] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
         self._process: asyncio.subprocess.Process | None = None
-        self._pipe: int | None = None  # the writer process's stdin
+        self._pipe: asyncio.WriteTransport | None = None  # the writer process's stdin
+        self._generation = 0  # counts writer processes: parts sent to one die with it
 
     async def start(self) -> None:
         """Create the table if needed, start the writer process and the task feeding it."""
         await asyncio.to_thread(metadata.create_all, self.engine)
-        self._process = await self._spawn()
+        await self._spawn()
         self._wake = asyncio.Event()
         self._stopping = False
         self._writer = asyncio.create_task(self._write_forever(), name="audit-writer")
@@ -144,10 +179,40 @@ class AuditTrail:
         The writer task sends the group at the event loop's next turn: a caller that yields once
         (``await asyncio.sleep(0)``) can do other work while the writer process commits.
         """
+        return self._queue(rows, None)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[AuditTransaction | None]:
+        """Rows sent to the writer ahead, in parts, and committed together with the next group.
+
+        A large batch sends each part as soon as it is built, so the writer process inserts one
+        part while the service builds the next; :meth:`AuditTransaction.commit` queues the
+        transaction's end like any group and returns its future. Everything between entering and
+        committing must run without awaiting: no other group can then reach the writer between
+        the parts. Leaving without committing (an exception) rolls the parts back. Yields None
+        when no writer process is running; the caller then submits its rows in one group.
+        """
+        process = self._process
+        if self._writer is None or self._pipe is None or self._pipe.is_closing():
+            yield None
+            return
+        if process is None or process.returncode is not None:
+            yield None
+            return
+        transaction = AuditTransaction(self, self._pipe, self._generation)
+        try:
+            yield transaction
+        finally:
+            if not transaction.committed:
+                self._pipe.write(_message("abort", []))
+
+    def _queue(
+        self, rows: Sequence[dict[str, Any]], generation: int | None
+    ) -> asyncio.Future[None]:
         if self._writer is None or self._wake is None:
             raise AuditUnavailable("audit trail is not running")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, future))
+        self._pending.append((rows, future, generation))
         self._wake.set()
         return future
 
@@ -164,56 +229,54 @@ class AuditTrail:
         group, self._pending = self._pending, []
         if not group:
             return
-        # Converted here, so the writer process only unpickles flat rows and inserts them:
-        # converting there meant parsing every applicant's inputs and reason codes only to
-        # serialise them again. Pickle, not JSON, carries them: the JSON columns are text already,
-        # and JSON would escape them here and unescape them there (~4 ms for 1,000 rows).
-        records = [row for pending_rows, _ in group for row in pending_rows]
+        records = [row for pending_rows, _, _ in group for row in pending_rows]
+        generation = None
         try:
-            rows = self._rows.values(records)
-            failure = await self._send(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+            generation, failure = await self._send(self._rows.values(records))
         except Exception as exc:  # the writer must outlive anything, or requests wait forever
             logger.exception("audit writer failed")
             failure = f"audit writer failed: {type(exc).__name__}"
-        error = None if failure is None else AuditUnavailable(failure)
-        for _, future in group:
+        for _, future, required in group:
             if future.done():  # its request was cancelled (client gone)
                 continue
-            if error is None:
+            if failure is None and required not in (None, generation):
+                # Its transaction's parts went to a writer process that has since died.
+                future.set_exception(AuditUnavailable("audit writer process exited"))
+            elif failure is None:
                 future.set_result(None)
             else:
-                future.set_exception(error)
+                future.set_exception(AuditUnavailable(failure))
 
-    async def _send(self, message: bytes) -> str | None:
-        """One group to the writer process; None once committed, else why not."""
+    async def _send(self, rows: list[tuple[Any, ...]]) -> tuple[int, str | None]:
+        """One group to the writer process: which process took it, and None once committed,
+        else why not."""
         if self._process is None or self._process.returncode is not None:
             # It died (or could not start) since the last group: start another one.
             await self._end_process()
-            self._process = await self._spawn()
-        process, pipe = self._process, self._pipe
-        assert process.stdout is not None and pipe is not None
+            await self._spawn()
+        process, pipe, generation = self._process, self._pipe, self._generation
+        assert process is not None and process.stdout is not None and pipe is not None
+        pipe.write(_message("commit", rows))
         try:
-            await _write_all(pipe, len(message).to_bytes(4, "big") + message)
             reply = await process.stdout.readline()
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionResetError:
             reply = b""
         if not reply:
             await self._end_process()
-            return "audit writer process exited"
+            return generation, "audit writer process exited"
         if reply == b"ok\n":
-            return None
-        return f"audit database write failed: {reply.decode().strip()}"
+            return generation, None
+        return generation, f"audit database write failed: {reply.decode().strip()}"
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
+    async def _spawn(self) -> None:
         project = str(Path(__file__).resolve().parent.parent)
         path = os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH")) if p)
         # A pipe of our own rather than the event loop's: ours can be widened (uvloop gives its
-        # subprocesses socket pairs), and writing to it needs nothing but the file descriptor.
+        # subprocesses socket pairs).
         read_end, write_end = os.pipe()
         try:
             _widen_pipe(write_end)
-            os.set_blocking(write_end, False)
-            process = await asyncio.create_subprocess_exec(
+            self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "service.audit_writer",
@@ -227,14 +290,18 @@ class AuditTrail:
             raise
         finally:
             os.close(read_end)
-        self._pipe = write_end
-        return process
+        # The transport writes what the pipe takes at once and the rest as it drains, so a
+        # message is never half written, whoever writes it and whatever awaits follow.
+        self._pipe, _ = await asyncio.get_running_loop().connect_write_pipe(
+            asyncio.BaseProtocol, os.fdopen(write_end, "wb", buffering=0)
+        )
+        self._generation += 1
 
     async def _end_process(self) -> None:
         process, self._process = self._process, None
         pipe, self._pipe = self._pipe, None
         if pipe is not None:
-            os.close(pipe)  # end of input: the writer commits nothing more and exits
+            pipe.close()  # end of input, once written out: the writer commits nothing more, exits
         if process is None:
             return
         try:
@@ -282,27 +349,6 @@ def _passing_json_text(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return value if value.__class__ is JSONText else processor(value)
 
     return process
-
-
-def _settle_once(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-async def _write_all(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to a non-blocking pipe, waiting on the event loop while it is full."""
-    loop = asyncio.get_running_loop()
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            writable: asyncio.Future[None] = loop.create_future()
-            loop.add_writer(fd, _settle_once, writable)
-            try:
-                await writable
-            finally:
-                loop.remove_writer(fd)
 
 
 class RowWriter:

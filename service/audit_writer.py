@@ -1,11 +1,12 @@
 """The audit writer process: commits groups of decision records sent by the service.
 
 Started by :class:`service.audit.AuditTrail` as ``python -m service.audit_writer URL``. Reads
-messages from stdin (a 4-byte big-endian length, then a pickled list of rows of driver values in
-column order, as ``RowWriter.values`` makes them; only the service that started this process can
-write to its stdin), inserts and commits each message in one
-transaction, and answers one line per message on stdout: ``ok``, or the name of the error that
-prevented the commit. Exits when stdin ends.
+messages from stdin: a 4-byte big-endian length, then a pickled ``(kind, rows)``, the rows being
+driver values in column order as ``RowWriter.values`` makes them (only the service that started
+this process can write to its stdin). A ``commit`` message's rows are inserted and the transaction
+committed, and one line answers it on stdout: ``ok``, or the name of the error that prevented the
+commit. A ``part``'s rows are inserted into the open transaction without an answer (a large batch
+sent ahead of its commit); ``abort`` rolls the open transaction back. Exits when stdin ends.
 
 On SQLite, committed pages are copied from the write-ahead log into the database file (a
 checkpoint) by a thread of this process rather than by the commit that happens to cross SQLite's
@@ -31,10 +32,10 @@ logger = logging.getLogger("loanrisk.audit")
 
 
 class Committer:
-    """Inserts and commits groups of rows on one long-lived connection (in the writer process).
+    """Inserts and commits rows on one long-lived connection (in the writer process).
 
     Checking a connection out of the pool per commit (and pinging it) cost more than the insert.
-    A failed commit drops the connection; the next one reconnects.
+    A failure drops the connection, rolling back its transaction; the next insert reconnects.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -42,25 +43,53 @@ class Committer:
         self.rows = RowWriter(engine)
         self.connection: PoolProxiedConnection | None = None
         self.checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
+        self.failure: str | None = None  # why the open transaction can no longer commit
 
-    def commit(self, rows: Sequence[Sequence[Any]]) -> str | None:
-        """Insert and commit rows of driver values (:meth:`RowWriter.values`); the reason when
-        they were not committed."""
+    def insert(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows of driver values (:meth:`RowWriter.values`) into the open transaction,
+        opening one; a failure dooms the transaction, and its commit reports it."""
+        if self.failure is not None:
+            return
         try:
             if self.connection is None:
                 self.connection = self._connect()
             self.rows.insert(self.connection, rows)
-            self.connection.commit()
-            if self.checkpointer is not None:
-                self.checkpointer.wake()
-            return None
         except Exception as exc:  # any database failure means "not audited"
-            logger.error("audit write failed for %d records: %s", len(rows), exc)
-            if self.connection is not None:
-                with contextlib.suppress(Exception):
-                    self.connection.invalidate()  # never hand a broken connection back
-            self.connection = None
-            return type(exc).__name__
+            self.failure = self._drop(exc)
+
+    def commit(self, rows: Sequence[Sequence[Any]] = ()) -> str | None:
+        """Insert rows and commit the open transaction; the reason when it was not committed."""
+        self.insert(rows)
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            return failure
+        try:
+            if self.connection is None:
+                self.connection = self._connect()
+            self.connection.commit()
+        except Exception as exc:
+            return self._drop(exc)
+        if self.checkpointer is not None:
+            self.checkpointer.wake()
+        return None
+
+    def abort(self) -> None:
+        """Roll the open transaction back."""
+        failure, self.failure = self.failure, None
+        if failure is None and self.connection is not None:
+            try:
+                self.connection.rollback()
+            except Exception as exc:
+                self._drop(exc)
+
+    def _drop(self, exc: Exception) -> str:
+        """Forget the connection after a failure (rolling back what it held); the reason."""
+        logger.error("audit write failed: %s", exc)
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                self.connection.invalidate()  # never hand a broken connection back
+        self.connection = None
+        return type(exc).__name__
 
     def _connect(self) -> PoolProxiedConnection:
         connection = self.engine.raw_connection()
@@ -137,9 +166,15 @@ def serve(url: str, source: BinaryIO, sink: BinaryIO) -> None:
     committer = Committer(make_engine(url))
     try:
         while header := source.read(4):
-            failure = committer.commit(pickle.loads(source.read(int.from_bytes(header, "big"))))
-            sink.write(b"ok\n" if failure is None else f"{failure}\n".encode())
-            sink.flush()
+            kind, rows = pickle.loads(source.read(int.from_bytes(header, "big")))
+            if kind == "part":
+                committer.insert(rows)
+            elif kind == "abort":
+                committer.abort()
+            else:
+                failure = committer.commit(rows)
+                sink.write(b"ok\n" if failure is None else f"{failure}\n".encode())
+                sink.flush()
     finally:
         committer.close()
 

@@ -87,7 +87,7 @@ class AssessmentBatcher:
             return
         probabilities = assessment.probabilities.tolist()
         for (_, _, future), probability, reason_codes in zip(
-            items, probabilities, assessment.reason_codes_json, strict=True
+            items, probabilities, assessment.reason_codes_json(), strict=True
         ):
             _settle(future, result=(probability, reason_codes))
 

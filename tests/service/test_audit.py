@@ -3,6 +3,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from service.scoring import PART_ROWS
 from tests.conftest import README_APPLICANT, ClientFactory, TrainedStore
 
 
@@ -43,8 +44,11 @@ def test_a_failed_audit_write_fails_the_request_with_503(
         assert response.json()["error"]["code"] == "audit_unavailable"
         batch = client.post("/v1/score/batch", json={"applicants": [README_APPLICANT] * 2})
         assert batch.status_code == 503
+        # Large enough to be sent to the writer in parts.
+        applicants = [README_APPLICANT] * (2 * PART_ROWS + 1)
+        assert client.post("/v1/score/batch", json={"applicants": applicants}).status_code == 503
         metrics = client.get("/metrics").text
-    assert "loanrisk_audit_failures_total 2.0" in metrics
+    assert "loanrisk_audit_failures_total 3.0" in metrics
 
 
 def test_decisions_survive_a_restart(

@@ -3,10 +3,9 @@
 import asyncio
 import os
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +14,14 @@ import uvloop
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service.audit import PIPE_BYTES, AuditTrail, RowWriter, _write_all, make_engine, metadata
+from service.audit import (
+    PIPE_BYTES,
+    AuditTrail,
+    AuditUnavailable,
+    RowWriter,
+    make_engine,
+    metadata,
+)
 from service.audit_writer import Committer
 
 
@@ -125,37 +131,117 @@ def test_sqlite_checkpoints_run_beside_the_commits(
 
 
 @pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
-def test_messages_larger_than_the_pipe_arrive_whole(run: Callable[..., object]) -> None:
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    message = os.urandom(3 * PIPE_BYTES + 12345)
-    received = bytearray()
-
-    def drain() -> None:
-        with os.fdopen(read_end, "rb") as source:
-            while chunk := source.read(65536):
-                received.extend(chunk)
-
-    reader = threading.Thread(target=drain)
-    reader.start()
-
-    async def send() -> None:
-        await _write_all(write_end, message)
-        os.close(write_end)
-
-    run(send())
-    reader.join(timeout=10)
-    assert bytes(received) == message
-
-
-def test_the_trail_records_under_uvloop(tmp_path: Path) -> None:
-    # The server runs on uvloop, whose subprocess pipes differ from asyncio's.
+def test_groups_larger_than_the_pipe_are_committed(
+    run: Callable[..., AuditTrail], tmp_path: Path
+) -> None:
+    # The server runs on uvloop, whose subprocess pipes differ from asyncio's; a message three
+    # times the pipe's size goes through in pieces as the writer reads.
     url = f"sqlite:///{tmp_path / 'audit.db'}"
-    groups = [decision_rows(1500, "big"), decision_rows(3, "small")]
-
-    async def record() -> AuditTrail:
-        return await record_concurrently(url, groups)
-
-    audit = uvloop.run(record())
+    big = decision_rows(1500, "big")
+    for row in big:
+        row["inputs"] = {**row["inputs"], "Note": "x" * (2 * PIPE_BYTES // 1000)}
+    audit = run(record_concurrently(url, [big, decision_rows(3, "small")]))
     assert audit.count() == 1503
+    assert audit.get(big[-1]["request_id"])["inputs"] == big[-1]["inputs"]
+    audit.engine.dispose()
+
+
+def _run_trail(url: str, scenario: Callable[[AuditTrail], Awaitable[None]]) -> AuditTrail:
+    async def run() -> AuditTrail:
+        audit = AuditTrail(url)
+        await audit.start()
+        try:
+            await scenario(audit)
+        finally:
+            await audit.stop()
+        return audit
+
+    return asyncio.run(run())
+
+
+def test_a_transaction_sent_in_parts_commits_whole_with_the_next_group(audit_url: str) -> None:
+    parts = [decision_rows(200, f"part-{i}") for i in range(3)]
+    singles = decision_rows(2, "singles")
+
+    async def scenario(audit: AuditTrail) -> None:
+        waiting = audit.submit(singles)  # queued before the parts, committed after them
+        with audit.transaction() as transaction:
+            assert transaction is not None
+            for rows in parts:
+                transaction.send(rows)
+            committed = transaction.commit()
+        await asyncio.gather(waiting, committed)
+
+    audit = _run_trail(audit_url, scenario)
+    assert audit.count() == 602
+    assert audit.get(parts[1][5]["request_id"])["inputs"] == parts[1][5]["inputs"]
+    audit.engine.dispose()
+
+
+def test_leaving_a_transaction_without_committing_rolls_its_parts_back(audit_url: str) -> None:
+    sent, later = decision_rows(50, "abandoned"), decision_rows(4, "later")
+
+    async def scenario(audit: AuditTrail) -> None:
+        with (
+            pytest.raises(RuntimeError, match="while building"),
+            audit.transaction() as transaction,
+        ):
+            assert transaction is not None
+            transaction.send(sent)
+            raise RuntimeError("failed while building the next part")
+        await audit.record(later)
+
+    audit = _run_trail(audit_url, scenario)
+    assert audit.count() == 4
+    assert audit.get(sent[0]["request_id"]) is None
+    audit.engine.dispose()
+
+
+def test_a_failed_part_fails_its_commit_and_keeps_nothing_of_it(audit_url: str) -> None:
+    first = decision_rows(30, "first")
+    clash = decision_rows(30, "clash")
+    clash[7]["request_id"] = first[3]["request_id"]  # the primary key refuses the second part
+    outcome: dict[str, object] = {}
+
+    async def scenario(audit: AuditTrail) -> None:
+        with audit.transaction() as transaction:
+            assert transaction is not None
+            transaction.send(first)
+            transaction.send(clash)
+            committed = transaction.commit()
+        with pytest.raises(AuditUnavailable, match="audit database write failed"):
+            await committed
+        await audit.record(decision_rows(2, "after"))  # the writer goes on
+        outcome["ok"] = True
+
+    audit = _run_trail(audit_url, scenario)
+    assert outcome == {"ok": True}
+    assert audit.count() == 2
+    audit.engine.dispose()
+
+
+def test_parts_lost_with_a_dead_writer_fail_their_commit(tmp_path: Path) -> None:
+    rows = decision_rows(40, "orphaned")
+
+    async def scenario(audit: AuditTrail) -> None:
+        with audit.transaction() as transaction:
+            assert transaction is not None
+            transaction.send(rows)
+            assert audit._process is not None
+            audit._process.kill()
+            await audit._process.wait()
+            committed = transaction.commit()
+        with pytest.raises(AuditUnavailable, match="exited"):
+            await committed
+        await audit.record(decision_rows(1, "after"))  # a new writer takes over
+
+    audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
+    assert audit.count() == 1
+    audit.engine.dispose()
+
+
+def test_no_transaction_without_a_running_trail(tmp_path: Path) -> None:
+    audit = AuditTrail(f"sqlite:///{tmp_path / 'audit.db'}")
+    with audit.transaction() as transaction:
+        assert transaction is None
     audit.engine.dispose()

@@ -3,6 +3,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.schemas import BatchResponse
+from service.scoring import PART_ROWS
 from tests.conftest import README_APPLICANT, ClientFactory, TrainedStore, applicant_payload
 
 
@@ -50,6 +51,22 @@ def test_each_batch_decision_is_audited_with_the_batch_id(
         assert record["inputs"] == applicants[index]
         for key in ("probability_of_default", "score", "risk_band", "decision", "reason_codes"):
             assert record[key] == result[key]
+
+
+def test_a_batch_sent_to_the_audit_in_parts_is_recorded_whole(
+    make_client: ClientFactory, use_trained_store: TrainedStore, credit_frame: pd.DataFrame
+) -> None:
+    with make_client(batch_max=3 * PART_ROWS) as client:
+        applicants = payloads(client, credit_frame, 2 * PART_ROWS + 7)
+        response = client.post("/v1/score/batch", json={"applicants": applicants})
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert client.app.state.audit.count() == len(applicants)
+        for index in (0, PART_ROWS - 1, PART_ROWS, len(applicants) - 1):
+            record = client.get(f"/v1/decisions/{results[index]['request_id']}").json()
+            assert record["batch_index"] == index
+            assert record["inputs"] == applicants[index]
+            assert record["reason_codes"] == results[index]["reason_codes"]
 
 
 def test_one_bad_item_answers_422_naming_index_and_field(client: TestClient) -> None:
