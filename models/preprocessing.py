@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -88,6 +89,10 @@ class Preprocessor:
         """Per-column statistics as vectors, so every row is encoded in a handful of array ops."""
         numeric = self.numeric
         self._numeric_names = [t.name for t in numeric]
+        # Tuples of a record's numeric fields (itemgetter of one name would give a bare value).
+        self._numeric_getter = (
+            operator.itemgetter(*self._numeric_names) if len(self._numeric_names) > 1 else None
+        )
         self._medians = np.array([t.median for t in numeric], dtype=np.float64)
         self._means = np.array([t.mean for t in numeric], dtype=np.float64)
         self._stds = np.array([t.std for t in numeric], dtype=np.float64)
@@ -188,11 +193,20 @@ class Preprocessor:
                 len(records), self.width
             )
         numeric = np.array(
-            [[record.get(name) for name in self._numeric_names] for record in records],
+            self._numeric_values(records),
             dtype=np.float64,  # None becomes NaN
         ).reshape(len(records), len(self._numeric_names))
         categories = [[record.get(t.name) for record in records] for t in self.categorical]
         return self._encode(numeric, categories)
+
+    def _numeric_values(self, records: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Each record's numeric fields in order; a field it lacks is None."""
+        if self._numeric_getter is not None:
+            try:  # records holding every field (the service's do): gathered in C
+                return list(map(self._numeric_getter, records))
+            except KeyError:
+                pass
+        return [[record.get(name) for name in self._numeric_names] for record in records]
 
     def _encode(self, numeric: np.ndarray, categories: list[Sequence[Any]]) -> np.ndarray:
         n_rows = numeric.shape[0]
@@ -210,7 +224,12 @@ class Preprocessor:
             self.categorical, self._lookups, self._category_offsets, categories, strict=True
         ):
             unknown = len(t.categories)
-            indices = [lookup.get(as_category(v), unknown) for v in values_]  # type: ignore[arg-type]
+            get = lookup.get
+            # A str is its own category (as_category only converts other values).
+            indices = [
+                get(v, unknown) if v.__class__ is str else get(as_category(v), unknown)  # type: ignore[arg-type]
+                for v in values_
+            ]
             out[rows, offset + np.asarray(indices, dtype=np.int64)] = 1.0
         return out
 
