@@ -136,7 +136,8 @@ class Explainer:
         # A message depends only on the field and its value, and applicants share values
         # (categories above all): each sentence is formatted once.
         self._messages: dict[tuple[int, Any], str] = {}
-        self._fragments: dict[tuple[int, Any], tuple[str, str]] = {}
+        # Per field: value -> the JSON of a reason before and after its contribution.
+        self._fragments: list[dict[Any, tuple[str, str]]] = [{} for _ in self.specs]
 
     def contributions(self, x: np.ndarray, steps: int | None = None) -> np.ndarray:
         """Integrated-gradients attribution per raw field, shape (rows, fields)."""
@@ -225,9 +226,10 @@ class Explainer:
         batch's reason codes cost string joins instead of dicts serialised afterwards (twice:
         into the answer and into the audit record).
         """
-        names, fragments = self._names, self._fragments
-        if len(fragments) > MAX_CACHED_MESSAGES:
-            fragments.clear()
+        names, by_field = self._names, self._fragments
+        if sum(map(len, by_field)) > MAX_CACHED_MESSAGES:
+            for fragments in by_field:
+                fragments.clear()
         out: list[str] = []
         for indices, values, record in self._ranked(contributions, records, limit):
             parts: list[str] = []
@@ -235,11 +237,11 @@ class Explainer:
                 if not value > 0:
                     break
                 raw = record.get(names[i])
-                around = fragments.get((i, raw))
+                around = by_field[i].get(raw)
                 if around is None:
-                    around = fragments[(i, raw)] = self._json_around(i, raw)
-                parts.append(f"{around[0]}{value!r}{around[1]}")
-            out.append(f"[{','.join(parts)}]")
+                    around = by_field[i][raw] = self._json_around(i, raw)
+                parts.append(around[0] + repr(value) + around[1])
+            out.append("[" + ",".join(parts) + "]")
         return out
 
     def _ranked(
