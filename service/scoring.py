@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,57 +66,24 @@ async def score_and_audit(
     if not all(map(math.isfinite, probabilities)):
         raise RuntimeError("the model gave a probability that is not a number")
     scores, bands, decisions = policy.apply(probabilities)
-    ids = new_ids(len(records)) if batch else [request_id]
-    now = datetime.now(UTC)
-    batch_id = request_id if batch else None
-    reasons: list[str] = []
-
-    def audit_rows(start: int, stop: int) -> list[dict[str, Any]]:
-        """The audit rows of applicants ``start`` to ``stop``, writing their reason codes."""
-        part = write_reasons(start, stop)
-        reasons.extend(part)
-        return [
-            {
-                "request_id": ids[index],
-                "created_at": now,
-                "batch_id": batch_id,
-                "batch_index": index if batch else None,
-                "model_name": model.name,
-                "model_version": model.version,
-                "run_id": model.run_id,
-                "inputs": records[index],
-                "probability_of_default": probabilities[index],
-                "score": scores[index],
-                "risk_band": bands[index],
-                "decision": decisions[index],
-                "reason_codes": JSONText(reason_codes),
-            }
-            for index, reason_codes in zip(range(start, stop), part, strict=True)
-        ]
-
-    count = len(records)
+    decided = _Decided(
+        model=model,
+        records=records,
+        ids=new_ids(len(records)) if batch else [request_id],
+        batch_id=request_id if batch else None,
+        probabilities=probabilities,
+        scores=scores,
+        bands=bands,
+        decisions=decisions,
+        write_reasons=write_reasons,
+    )
     try:
-        with audit.transaction() if count > PART_ROWS else nullcontext() as transaction:
-            if transaction is None:
-                committed = audit.submit(audit_rows(0, count))
-            else:
-                # Each part goes to the writer process as soon as it is built: it inserts one
-                # while the next is built, leaving only the last and the commit to wait for.
-                for start in range(0, count, PART_ROWS):
-                    transaction.send(audit_rows(start, min(start + PART_ROWS, count)))
-                committed = transaction.commit()
+        committed = _send_to_audit(audit, decided)
         if batch:
             # One turn of the event loop hands the group to the writer process; the answers are
             # then written here while the writer commits.
             await asyncio.sleep(0)
-        model_json = to_json(
-            {"name": model.name, "version": model.version, "run_id": model.run_id}
-        ).decode()
-        answers = [
-            _answer_json(*answer, model_json)
-            for answer in zip(ids, probabilities, scores, bands, decisions, reasons, strict=True)
-        ]
-        body = (f'{{"results":[{",".join(answers)}]}}' if batch else answers[0]).encode()
+        body = decided.answer()
         await committed
     except AuditUnavailable as exc:
         metrics.audit_failures.inc()
@@ -128,6 +97,86 @@ async def score_and_audit(
     # loop's next turn, by when the response has been written to the socket (~1.4 ms for 1,000).
     asyncio.get_running_loop().call_soon(metrics.observe_scores, records, probabilities, decisions)
     return body
+
+
+def _send_to_audit(audit: AuditTrail, decided: _Decided) -> asyncio.Future[None]:
+    """Hand a request's audit rows to the writer; the future resolves once they are committed.
+
+    Many go in parts, each as soon as it is built: the writer process inserts one while the next
+    is built, leaving only the last and the commit to wait for.
+    """
+    count = len(decided.records)
+    with audit.transaction() if count > PART_ROWS else nullcontext() as transaction:
+        if transaction is None:
+            return audit.submit(decided.audit_rows(0, count))
+        for start in range(0, count, PART_ROWS):
+            transaction.send(decided.audit_rows(start, min(start + PART_ROWS, count)))
+        return transaction.commit()
+
+
+@dataclass
+class _Decided:
+    """One request's decisions: turned into audit rows (a slice at a time, writing the reason
+    codes as it goes) and then into the answer."""
+
+    model: LoadedModel
+    records: list[dict[str, Any]]
+    ids: list[str]
+    batch_id: str | None  # None for a single-applicant request
+    probabilities: list[float]
+    scores: list[float]
+    bands: list[str]
+    decisions: list[str]
+    write_reasons: Callable[[int, int], list[str]]
+    reasons: list[str] = field(default_factory=list)  # written so far, in order
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def audit_rows(self, start: int, stop: int) -> list[dict[str, Any]]:
+        """The audit rows of applicants ``start`` to ``stop``."""
+        part = self.write_reasons(start, stop)
+        self.reasons.extend(part)
+        model, batched = self.model, self.batch_id is not None
+        return [
+            {
+                "request_id": self.ids[index],
+                "created_at": self.at,
+                "batch_id": self.batch_id,
+                "batch_index": index if batched else None,
+                "model_name": model.name,
+                "model_version": model.version,
+                "run_id": model.run_id,
+                "inputs": self.records[index],
+                "probability_of_default": self.probabilities[index],
+                "score": self.scores[index],
+                "risk_band": self.bands[index],
+                "decision": self.decisions[index],
+                "reason_codes": JSONText(reason_codes),
+            }
+            for index, reason_codes in zip(range(start, stop), part, strict=True)
+        ]
+
+    def answer(self) -> bytes:
+        """The JSON body: a ``ScoreResponse``, or a ``BatchResponse`` for a batch (after every
+        row has been made)."""
+        model = self.model
+        model_json = to_json(
+            {"name": model.name, "version": model.version, "run_id": model.run_id}
+        ).decode()
+        answers = [
+            _answer_json(*answer, model_json)
+            for answer in zip(
+                self.ids,
+                self.probabilities,
+                self.scores,
+                self.bands,
+                self.decisions,
+                self.reasons,
+                strict=True,
+            )
+        ]
+        if self.batch_id is None:
+            return answers[0].encode()
+        return f'{{"results":[{",".join(answers)}]}}'.encode()
 
 
 def _answer_json(
