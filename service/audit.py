@@ -146,6 +146,7 @@ class AuditTrail:
         self._process: asyncio.subprocess.Process | None = None
         self._pipe: asyncio.WriteTransport | None = None  # the writer process's stdin
         self._generation = 0  # counts writer processes: parts sent to one die with it
+        self._composing = False  # a group is taken from the queue and not yet written
 
     async def start(self) -> None:
         """Create the table if needed, start the writer process and the task feeding it."""
@@ -196,6 +197,12 @@ class AuditTrail:
         if self._writer is None or self._pipe is None or self._pipe.is_closing():
             yield None
             return
+        if self._composing:
+            # A group taken from the queue but not yet written (a new writer process is being
+            # started for it) would commit these parts with it, and its failure would not be
+            # theirs to see.
+            yield None
+            return
         if process is None or process.returncode is not None:
             yield None
             return
@@ -231,11 +238,14 @@ class AuditTrail:
             return
         records = [row for pending_rows, _, _ in group for row in pending_rows]
         generation = None
+        self._composing = True
         try:
             generation, failure = await self._send(self._rows.values(records))
         except Exception as exc:  # the writer must outlive anything, or requests wait forever
             logger.exception("audit writer failed")
             failure = f"audit writer failed: {type(exc).__name__}"
+        finally:
+            self._composing = False
         for _, future, required in group:
             if future.done():  # its request was cancelled (client gone)
                 continue
@@ -257,6 +267,7 @@ class AuditTrail:
         process, pipe, generation = self._process, self._pipe, self._generation
         assert process is not None and process.stdout is not None and pipe is not None
         pipe.write(_message("commit", rows))
+        self._composing = False
         try:
             reply = await process.stdout.readline()
         except ConnectionResetError:

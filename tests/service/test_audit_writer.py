@@ -245,3 +245,19 @@ def test_no_transaction_without_a_running_trail(tmp_path: Path) -> None:
     with audit.transaction() as transaction:
         assert transaction is None
     audit.engine.dispose()
+
+
+def test_no_transaction_while_a_group_waits_to_be_written(tmp_path: Path) -> None:
+    # A group taken from the queue while a new writer process starts is written after any parts
+    # sent meanwhile, and would commit them: no parts are sent then.
+    async def scenario(audit: AuditTrail) -> None:
+        audit._composing = True
+        with audit.transaction() as transaction:
+            assert transaction is None
+        audit._composing = False
+        with audit.transaction() as transaction:
+            assert transaction is not None
+            transaction.commit()
+
+    audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
+    audit.engine.dispose()
