@@ -147,6 +147,7 @@ class AuditTrail:
         self._pipe: asyncio.WriteTransport | None = None  # the writer process's stdin
         self._generation = 0  # counts writer processes: parts sent to one die with it
         self._composing = False  # a group is taken from the queue and not yet written
+        self._parts_awaiting_commit = False  # a transaction's parts precede no commit yet
 
     async def start(self) -> None:
         """Create the table if needed, start the writer process and the task feeding it."""
@@ -197,10 +198,11 @@ class AuditTrail:
         if self._writer is None or self._pipe is None or self._pipe.is_closing():
             yield None
             return
-        if self._composing:
+        if self._composing or self._parts_awaiting_commit:
             # A group taken from the queue but not yet written (a new writer process is being
             # started for it) would commit these parts with it, and its failure would not be
-            # theirs to see.
+            # theirs to see; and parts of two transactions would share the writer's one open
+            # transaction, so that one's abort would roll back the other's.
             yield None
             return
         if process is None or process.returncode is not None:
@@ -210,7 +212,10 @@ class AuditTrail:
         try:
             yield transaction
         finally:
-            if not transaction.committed:
+            if transaction.committed:
+                # Until the writer task writes the next commit, which takes these parts along.
+                self._parts_awaiting_commit = True
+            else:
                 self._pipe.write(_message("abort", []))
 
     def _queue(
@@ -244,6 +249,9 @@ class AuditTrail:
         except Exception as exc:  # the writer must outlive anything, or requests wait forever
             logger.exception("audit writer failed")
             failure = f"audit writer failed: {type(exc).__name__}"
+            # Its open transaction (parts of a batch in this group) must not be committed by the
+            # next group, and a reply may be on its way: a new writer process starts afresh.
+            await self._end_process()
         finally:
             self._composing = False
         for _, future, required in group:
@@ -267,7 +275,7 @@ class AuditTrail:
         process, pipe, generation = self._process, self._pipe, self._generation
         assert process is not None and process.stdout is not None and pipe is not None
         pipe.write(_message("commit", rows))
-        self._composing = False
+        self._composing = self._parts_awaiting_commit = False
         try:
             reply = await process.stdout.readline()
         except ConnectionResetError:

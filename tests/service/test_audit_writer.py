@@ -261,3 +261,48 @@ def test_no_transaction_while_a_group_waits_to_be_written(tmp_path: Path) -> Non
 
     audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
     audit.engine.dispose()
+
+
+def test_a_second_transaction_waits_until_the_first_is_committed(audit_url: str) -> None:
+    # Both would share the writer's one open transaction, and the second's abort would roll
+    # back the first's parts: the second sends its rows as one group instead.
+    first = decision_rows(300, "first")
+
+    async def scenario(audit: AuditTrail) -> None:
+        with audit.transaction() as transaction:
+            assert transaction is not None
+            transaction.send(first)
+            committed = transaction.commit()
+        with audit.transaction() as second:
+            assert second is None
+        await committed
+        with audit.transaction() as third:  # the commit has been written: free again
+            assert third is not None
+            third.commit()
+
+    audit = _run_trail(audit_url, scenario)
+    assert audit.count() == 300
+    audit.engine.dispose()
+
+
+def test_a_group_that_cannot_be_sent_takes_its_transaction_parts_with_it(
+    audit_url: str,
+) -> None:
+    parts = decision_rows(300, "parts")
+    broken = decision_rows(1, "broken")
+    del broken[0]["score"]  # a row the driver values cannot be made of
+
+    async def scenario(audit: AuditTrail) -> None:
+        with audit.transaction() as transaction:
+            assert transaction is not None
+            transaction.send(parts)
+            committed = transaction.commit()
+        refused = audit.submit(broken)
+        for future in (committed, refused):
+            with pytest.raises(AuditUnavailable, match="audit writer failed"):
+                await future
+        await audit.record(decision_rows(2, "later"))  # a new writer process takes over
+
+    audit = _run_trail(audit_url, scenario)
+    assert audit.count() == 2  # none of the refused batch's parts
+    audit.engine.dispose()
