@@ -88,8 +88,8 @@ class RecordValidator:
         batch.__pydantic_config__ = forbid_extra
         self._applicant = TypeAdapter(applicant)
         self._batch = TypeAdapter(batch)
-        self._nullable = [spec.name for spec in contract.features if spec.nullable]
-        self._width = len(contract.features)
+        self._names = [spec.name for spec in contract.features]
+        self._width = len(self._names)
 
     def one(self, body: bytes | str) -> dict[str, Any]:
         """One applicant's record from its JSON; raises pydantic's ValidationError."""
@@ -97,19 +97,15 @@ class RecordValidator:
 
     def many(self, body: bytes | str) -> list[dict[str, Any]]:
         """The records of a ``{"applicants": [...]}`` body; raises pydantic's ValidationError."""
-        records = self._batch.validate_json(body)["applicants"]
-        for record in records:
-            self._complete(record)
-        return records
+        return [self._complete(record) for record in self._batch.validate_json(body)["applicants"]]
 
     def python(self, applicant: dict[str, Any]) -> dict[str, Any]:
         """One applicant's record from a dict, checked as a JSON body would be."""
         return self.one(to_json(applicant))
 
     def _complete(self, record: dict[str, Any]) -> dict[str, Any]:
-        if len(record) < self._width:  # a nullable field was omitted
-            for name in self._nullable:
-                record.setdefault(name, None)
+        if len(record) < self._width:  # a nullable field was omitted: None, in contract order
+            return {name: record.get(name) for name in self._names}
         return record
 
 
