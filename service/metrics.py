@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
+import collections
+import itertools
+import math
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from models.reference import TrainingReference
 
@@ -16,6 +24,57 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 PROBABILITY_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
 # PSI over fewer recent applicants than this is noise, so it is not published.
 MIN_PSI_SAMPLE = 50
+
+
+class ManyValuesHistogram(Collector):
+    """A histogram observed many values at a time, exposed like prometheus_client's own.
+
+    ``Histogram.observe`` takes a lock and searches the buckets per value: ~1.4 µs each, 1.4 ms
+    for a 1,000-applicant batch. Here a batch's values are counted into buckets with NumPy.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = [*buckets, math.inf]
+        self._bounds = np.asarray(self.bounds)
+        self._counts = [0] * len(self.bounds)  # per bucket, not cumulative
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, values: Sequence[float]) -> None:
+        if len(values) <= FEW_VALUES:
+            indices = [bisect.bisect_left(self.bounds, value) for value in values]
+            with self._lock:
+                for index in indices:
+                    self._counts[index] += 1
+                self._sum += sum(values)
+            return
+        counts = np.bincount(
+            np.searchsorted(self._bounds, values, side="left"), minlength=len(self.bounds)
+        ).tolist()
+        total = float(np.sum(values))
+        with self._lock:
+            self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative = list(itertools.accumulate(counts))
+        yield HistogramMetricFamily(
+            self.name,
+            self.documentation,
+            buckets=[
+                (floatToGoString(bound), count)
+                for bound, count in zip(self.bounds, cumulative, strict=True)
+            ],
+            sum_value=total,
+        )
+
+
+# Up to this many values are counted in plain Python (NumPy's per-call cost would dominate).
+FEW_VALUES = 8
 
 
 class ServiceMetrics:
@@ -49,12 +108,12 @@ class ServiceMetrics:
             ["outcome"],
             registry=self.registry,
         )
-        self.probability = Histogram(
+        self.probability = ManyValuesHistogram(
             "loanrisk_probability_of_default",
             "Predicted probabilities of default",
-            buckets=PROBABILITY_BUCKETS,
-            registry=self.registry,
+            PROBABILITY_BUCKETS,
         )
+        self.registry.register(self.probability)
         self.assessment_batch = Histogram(
             "loanrisk_assessment_batch_size",
             "Single-applicant requests assessed together in one vectorised pass",
@@ -104,13 +163,12 @@ class ServiceMetrics:
         probabilities: Sequence[float],
         decisions: Sequence[str],
     ) -> None:
-        for p in probabilities:
-            self.probability.observe(p)
-        for decision in decisions:
+        self.probability.observe_many(probabilities)
+        for decision, count in collections.Counter(decisions).items():
             counter = self._decision_children.get(decision)
             if counter is None:
                 counter = self._decision_children[decision] = self.decisions.labels(decision)
-            counter.inc()
+            counter.inc(count)
         with self._lock:
             self._window_records.extend(records)
             self._window_probabilities.extend(probabilities)

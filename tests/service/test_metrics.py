@@ -1,6 +1,10 @@
+import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from service.metrics import PROBABILITY_BUCKETS, ManyValuesHistogram
 from tests.conftest import README_APPLICANT, applicant_payload
 
 
@@ -45,3 +49,26 @@ def test_psi_is_published_once_enough_applicants_were_scored(
         if line.startswith('loanrisk_feature_psi{feature="Home"}')
     ]
     assert drifted[0] > 0.25
+
+
+def test_many_values_histogram_exposes_what_prometheus_own_would() -> None:
+    # Counted many at a time with NumPy, a few at a time in Python; read like a Histogram.
+    values = [0.0, 0.02, 0.05, 1.0, *np.random.default_rng(0).uniform(0, 1, 500).tolist()]
+    own = CollectorRegistry()
+    reference = Histogram("h", "doc", buckets=PROBABILITY_BUCKETS, registry=own)
+    for value in values:
+        reference.observe(value)
+    ours = CollectorRegistry()
+    many = ManyValuesHistogram("h", "doc", PROBABILITY_BUCKETS)
+    ours.register(many)
+    many.observe_many(values[:4])
+    many.observe_many(values[4:])
+
+    def samples(registry: CollectorRegistry) -> dict[str, float]:
+        lines = generate_latest(registry).decode().splitlines()
+        pairs = (line.rsplit(" ", 1) for line in lines if not line.startswith("#"))
+        return {name: float(value) for name, value in pairs if "_created" not in name}
+
+    expected, got = samples(own), samples(ours)
+    assert got.pop("h_sum") == pytest.approx(expected.pop("h_sum"))
+    assert got == expected
