@@ -251,7 +251,10 @@ class AuditTrail:
             failure = f"audit writer failed: {type(exc).__name__}"
             # Its open transaction (parts of a batch in this group) must not be committed by the
             # next group, and a reply may be on its way: a new writer process starts afresh.
-            await self._end_process()
+            try:
+                await self._end_process()
+            except Exception:  # it is forgotten all the same: the next group starts another
+                logger.exception("audit writer could not be stopped")
         finally:
             self._composing = False
         for _, future, required in group:
@@ -326,7 +329,8 @@ class AuditTrail:
         try:
             await asyncio.wait_for(process.wait(), timeout=10)
         except TimeoutError:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):  # it exited just now
+                process.kill()
             await process.wait()
 
     def get(self, request_id: str) -> dict[str, Any] | None:

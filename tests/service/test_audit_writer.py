@@ -306,3 +306,25 @@ def test_a_group_that_cannot_be_sent_takes_its_transaction_parts_with_it(
     audit = _run_trail(audit_url, scenario)
     assert audit.count() == 2  # none of the refused batch's parts
     audit.engine.dispose()
+
+
+def test_the_writer_task_outlives_a_writer_that_cannot_be_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = decision_rows(1, "broken")
+    del broken[0]["score"]
+
+    async def scenario(audit: AuditTrail) -> None:
+        async def cannot_stop() -> None:
+            raise RuntimeError("cannot stop the writer")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(audit, "_end_process", cannot_stop)
+            with pytest.raises(AuditUnavailable):
+                await asyncio.wait_for(audit.submit(broken), timeout=10)
+        # The writer task is still there.
+        await asyncio.wait_for(audit.record(decision_rows(2, "later")), timeout=10)
+
+    audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
+    assert audit.count() == 2
+    audit.engine.dispose()
