@@ -160,8 +160,11 @@ class Explainer:
             def explain_chunk(start: int) -> tuple[np.ndarray, np.ndarray]:
                 return self._logits_and_contributions(x[start : start + CHUNK_ROWS], steps)
 
-            parts = threads.map(explain_chunk, starts) if threads else map(explain_chunk, starts)
-            parts = list(parts)
+            parts = (
+                threads.map(explain_chunk, starts)
+                if threads
+                else [explain_chunk(start) for start in starts]
+            )
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return self._logits_and_contributions(x, steps)
 

@@ -114,10 +114,10 @@ class AuditTransaction:
         """Convert rows and hand them to the writer process, which inserts them uncommitted."""
         self._pipe.write(_message("part", self._trail._rows.values(rows)))
 
-    def commit(self, rows: Sequence[dict[str, Any]] = ()) -> asyncio.Future[None]:
-        """End the transaction with ``rows`` (if any) and the next group; its future resolves
-        once all of it is committed, and fails if any part was lost."""
-        future = self._trail._queue(rows, self._generation)
+    def commit(self) -> asyncio.Future[None]:
+        """End the transaction with the next group; the future resolves once all of it is
+        committed, and fails if any part was lost."""
+        future = self._trail._queue((), self._generation)
         self.committed = True
         return future
 
@@ -194,21 +194,23 @@ class AuditTrail:
         the parts. Leaving without committing (an exception) rolls the parts back. Yields None
         when no writer process is running; the caller then submits its rows in one group.
         """
-        process = self._process
-        if self._writer is None or self._pipe is None or self._pipe.is_closing():
+        pipe, process = self._pipe, self._process
+        # Not while a group taken from the queue waits to be written (a new writer process is
+        # being started for it): it would commit these parts with it, and its failure would not
+        # be theirs to see. Nor while another transaction's parts await their commit: both would
+        # share the writer's one open transaction, and one's abort would roll back the other's.
+        if (
+            self._writer is None
+            or pipe is None
+            or pipe.is_closing()
+            or process is None
+            or process.returncode is not None
+            or self._composing
+            or self._parts_awaiting_commit
+        ):
             yield None
             return
-        if self._composing or self._parts_awaiting_commit:
-            # A group taken from the queue but not yet written (a new writer process is being
-            # started for it) would commit these parts with it, and its failure would not be
-            # theirs to see; and parts of two transactions would share the writer's one open
-            # transaction, so that one's abort would roll back the other's.
-            yield None
-            return
-        if process is None or process.returncode is not None:
-            yield None
-            return
-        transaction = AuditTransaction(self, self._pipe, self._generation)
+        transaction = AuditTransaction(self, pipe, self._generation)
         try:
             yield transaction
         finally:
@@ -216,7 +218,7 @@ class AuditTrail:
                 # Until the writer task writes the next commit, which takes these parts along.
                 self._parts_awaiting_commit = True
             else:
-                self._pipe.write(_message("abort", []))
+                pipe.write(_message("abort", []))
 
     def _queue(
         self, rows: Sequence[dict[str, Any]], generation: int | None

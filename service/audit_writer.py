@@ -63,9 +63,8 @@ class Committer:
         failure, self.failure = self.failure, None
         if failure is not None:
             return failure
+        assert self.connection is not None  # insert() connected, or recorded why not
         try:
-            if self.connection is None:
-                self.connection = self._connect()
             self.connection.commit()
         except Exception as exc:
             return self._drop(exc)

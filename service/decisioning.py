@@ -82,16 +82,19 @@ class Policy:
                 [self.decision(p) for p in probabilities],
             )
         p = np.asarray(probabilities, dtype=np.float64)
-        return self.scores(p).tolist(), self.risk_bands(p), self.decisions(p)
+        return self._rounded_points(p), self.risk_bands(p), self.decisions(p)
 
     def scores(self, probabilities: Sequence[float] | np.ndarray) -> np.ndarray:
         """:meth:`score` of each probability, vectorised."""
+        return np.array(self._rounded_points(probabilities))
+
+    def _rounded_points(self, probabilities: Sequence[float] | np.ndarray) -> list[float]:
         offset, factor = self._scaling
         p = np.clip(np.asarray(probabilities, dtype=np.float64), *_OPEN_UNIT)
         points = offset + factor * np.log((1 - p) / p)
         # Python's round, not np.round (which scales by 100 first and can land on the other
         # side of a half): the same points as score() to the last bit.
-        return np.array([round(value, 2) for value in points.tolist()])
+        return [round(value, 2) for value in points.tolist()]
 
     def risk_bands(self, probabilities: Sequence[float] | np.ndarray) -> list[str]:
         """:meth:`risk_band` of each probability, vectorised."""
