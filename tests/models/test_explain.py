@@ -152,3 +152,21 @@ def test_reason_codes_as_json_are_the_reasons_serialised(small_setup) -> None:
         as_json = explainer.reason_codes_json(contributions, records, limit)
         assert [json.loads(text) for text in as_json] == as_dicts
     assert any(r["feature"] == "home" for r in json.loads(as_json[0]))
+
+
+def test_contributions_are_written_with_six_decimals_at_most(small_setup) -> None:
+    explainer, pre, frame = small_setup
+    records = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+    contributions = explainer.contributions(pre.transform_records(records))
+    written = [
+        reason["contribution"]
+        for text in explainer.reason_codes_json(contributions, records, 3)
+        for reason in json.loads(text)
+    ]
+    assert written
+    # float32 contributions rounded in float32 came back as 0.849731981754303 for 0.849732
+    assert all(len(repr(value).split(".")[1]) <= 6 for value in written if "e" not in repr(value))
+    assert all(round(value, 6) == value for value in written)
