@@ -19,7 +19,8 @@ import os
 import pickle
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,27 @@ class JSONText(str):
     """A value for a JSON column that is JSON text already: stored as it is, not serialised."""
 
 
+class JSONTextColumn(list[str]):
+    """Values of a JSON column (in :class:`DecisionColumns`) that are JSON text already."""
+
+
+@dataclass(frozen=True)
+class DecisionColumns:
+    """``count`` decision rows given column by column: ``columns`` holds a sequence of one value
+    per row, ``shared`` one value for every row (a request's timestamp, model, batch id).
+
+    A large batch's rows are built this way: no dict per row, and shared values converted once.
+    """
+
+    count: int
+    columns: Mapping[str, Sequence[Any]]
+    shared: Mapping[str, Any]
+
+
+# What a group or a transaction's part holds: row dicts (every column of ``decisions``) or columns.
+DecisionRows = Sequence[dict[str, Any]] | DecisionColumns
+
+
 class AuditUnavailable(RuntimeError):
     """A decision could not be recorded; the request must not be answered."""
 
@@ -92,7 +114,7 @@ def make_engine(url: str) -> Engine:
 
 # Rows queued for the next group, the future their request waits on, and the writer process
 # their transaction's parts went to (None for rows without parts).
-_Pending = tuple[Sequence[dict[str, Any]], asyncio.Future[None], int | None]
+_Pending = tuple[DecisionRows, asyncio.Future[None], int | None]
 
 
 def _message(kind: str, rows: list[tuple[Any, ...]]) -> bytes:
@@ -110,7 +132,7 @@ class AuditTransaction:
         self._generation = generation
         self.committed = False
 
-    def send(self, rows: Sequence[dict[str, Any]]) -> None:
+    def send(self, rows: DecisionRows) -> None:
         """Convert rows and hand them to the writer process, which inserts them uncommitted."""
         self._pipe.write(_message("part", self._trail._rows.values(rows)))
 
@@ -168,14 +190,15 @@ class AuditTrail:
         await self._end_process()
         self.engine.dispose()
 
-    async def record(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def record(self, rows: DecisionRows) -> None:
         """Queue rows and wait until they are committed; raise AuditUnavailable if they are not.
 
-        Each row is a dict holding every column of ``decisions``.
+        Each row is a dict holding every column of ``decisions``, or the rows come as
+        :class:`DecisionColumns`.
         """
         await self.submit(rows)
 
-    def submit(self, rows: Sequence[dict[str, Any]]) -> asyncio.Future[None]:
+    def submit(self, rows: DecisionRows) -> asyncio.Future[None]:
         """Queue rows for the next group; the future resolves once they are committed.
 
         The writer task sends the group at the event loop's next turn: a caller that yields once
@@ -220,9 +243,7 @@ class AuditTrail:
             else:
                 pipe.write(_message("abort", []))
 
-    def _queue(
-        self, rows: Sequence[dict[str, Any]], generation: int | None
-    ) -> asyncio.Future[None]:
+    def _queue(self, rows: DecisionRows, generation: int | None) -> asyncio.Future[None]:
         if self._writer is None or self._wake is None:
             raise AuditUnavailable("audit trail is not running")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -243,11 +264,20 @@ class AuditTrail:
         group, self._pending = self._pending, []
         if not group:
             return
-        records = [row for pending_rows, _, _ in group for row in pending_rows]
+        records = [
+            row
+            for rows, _, _ in group
+            if not isinstance(rows, DecisionColumns)
+            for row in rows  # type: ignore[union-attr]
+        ]
         generation = None
         self._composing = True
         try:
-            generation, failure = await self._send(self._rows.values(records))
+            values = self._rows.values(records)
+            for rows, _, _ in group:
+                if isinstance(rows, DecisionColumns):
+                    values += self._rows.values(rows)
+            generation, failure = await self._send(values)
         except Exception as exc:  # the writer must outlive anything, or requests wait forever
             logger.exception("audit writer failed")
             failure = f"audit writer failed: {type(exc).__name__}"
@@ -409,20 +439,26 @@ class RowWriter:
                 "parameter style; supported drivers use qmark, format or pyformat "
                 "(sqlite3, psycopg2, pymysql)"
             )
+        self._processor_of = {
+            self.names[index]: processor for index, processor, _ in self.processors
+        }
         self.head = f"INSERT INTO {decisions.name} ({', '.join(self.names)}) VALUES "
         self.one_row = "(" + ", ".join([placeholder] * len(self.names)) + ")"
         # SQLite before 3.32 allows 999 parameters per statement.
         legacy_sqlite = dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 32)
         self.rows_per_statement = 999 // len(self.names) if legacy_sqlite else 1000
 
-    def values(self, records: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        """Decision records (dicts holding every column) as driver values in column order.
+    def values(self, records: DecisionRows) -> list[tuple[Any, ...]]:
+        """Decision records (dicts holding every column, or :class:`DecisionColumns`) as driver
+        values in column order.
 
         Column by column, so the loops run in C: a record becomes a tuple through ``itemgetter``,
         the tuples are transposed into columns, each converted column maps its processor, and
         the columns are zipped back. An object shared by many records (a request's timestamp) is
         converted once.
         """
+        if isinstance(records, DecisionColumns):
+            return self._values_of_columns(records)
         if not records:
             return []
         columns = list(zip(*map(self._in_column_order, records), strict=True))
@@ -436,6 +472,24 @@ class RowWriter:
                 if id(value) not in converted:
                     converted[id(value)] = processor(value)
             columns[index] = tuple(converted[id(value)] for value in column)
+        return list(zip(*columns, strict=True))
+
+    def _values_of_columns(self, rows: DecisionColumns) -> list[tuple[Any, ...]]:
+        missing = set(self.names).difference(rows.columns, rows.shared)
+        if missing:
+            raise ValueError(f"decision columns missing: {', '.join(sorted(missing))}")
+        columns: list[Iterable[Any]] = []
+        for name in self.names:
+            processor = self._processor_of.get(name)
+            if name in rows.shared:
+                value = rows.shared[name]
+                converted = value if processor is None else processor(value)
+                columns.append(itertools.repeat(converted, rows.count))
+                continue
+            column = rows.columns[name]
+            if processor is not None and not isinstance(column, JSONTextColumn):
+                column = map(processor, column)
+            columns.append(column)
         return list(zip(*columns, strict=True))
 
     def insert(self, connection: PoolProxiedConnection, rows: Sequence[Sequence[Any]]) -> None:

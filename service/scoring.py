@@ -22,7 +22,13 @@ from typing import Any
 from fastapi import Response
 from pydantic_core import to_json
 
-from service.audit import AuditTrail, AuditUnavailable, JSONText
+from service.audit import (
+    AuditTrail,
+    AuditUnavailable,
+    DecisionColumns,
+    JSONText,
+    JSONTextColumn,
+)
 from service.batching import AssessmentBatcher
 from service.decisioning import Policy
 from service.errors import ApiError
@@ -103,12 +109,14 @@ def _send_to_audit(audit: AuditTrail, decided: _Decided) -> asyncio.Future[None]
     Many go in parts, each as soon as it is built: the writer process inserts one while the next
     is built, leaving only the last and the commit to wait for.
     """
+    if decided.batch_id is None:
+        return audit.submit(decided.single_row())
     count = len(decided.records)
     with audit.transaction() if count > PART_ROWS else nullcontext() as transaction:
         if transaction is None:
-            return audit.submit(decided.audit_rows(0, count))
+            return audit.submit(decided.batch_rows(0, count))
         for start in range(0, count, PART_ROWS):
-            transaction.send(decided.audit_rows(start, min(start + PART_ROWS, count)))
+            transaction.send(decided.batch_rows(start, min(start + PART_ROWS, count)))
         return transaction.commit()
 
 
@@ -129,29 +137,53 @@ class _Decided:
     reasons: list[str] = field(default_factory=list)  # written so far, in order
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def audit_rows(self, start: int, stop: int) -> list[dict[str, Any]]:
-        """The audit rows of applicants ``start`` to ``stop``."""
-        part = self.write_reasons(start, stop)
-        self.reasons.extend(part)
-        model, batched = self.model, self.batch_id is not None
+    def single_row(self) -> list[dict[str, Any]]:
+        """The audit row of a single-applicant request."""
+        self.reasons = self.write_reasons(0, 1)
+        model = self.model
         return [
             {
-                "request_id": self.ids[index],
+                "request_id": self.ids[0],
                 "created_at": self.at,
-                "batch_id": self.batch_id,
-                "batch_index": index if batched else None,
+                "batch_id": None,
+                "batch_index": None,
                 "model_name": model.name,
                 "model_version": model.version,
                 "run_id": model.run_id,
-                "inputs": self.records[index],
-                "probability_of_default": self.probabilities[index],
-                "score": self.scores[index],
-                "risk_band": self.bands[index],
-                "decision": self.decisions[index],
-                "reason_codes": JSONText(reason_codes),
+                "inputs": self.records[0],
+                "probability_of_default": self.probabilities[0],
+                "score": self.scores[0],
+                "risk_band": self.bands[0],
+                "decision": self.decisions[0],
+                "reason_codes": JSONText(self.reasons[0]),
             }
-            for index, reason_codes in zip(range(start, stop), part, strict=True)
         ]
+
+    def batch_rows(self, start: int, stop: int) -> DecisionColumns:
+        """The audit rows of a batch's applicants ``start`` to ``stop``, column by column."""
+        part = self.write_reasons(start, stop)
+        self.reasons.extend(part)
+        model = self.model
+        return DecisionColumns(
+            count=stop - start,
+            columns={
+                "request_id": self.ids[start:stop],
+                "batch_index": range(start, stop),
+                "inputs": self.records[start:stop],
+                "probability_of_default": self.probabilities[start:stop],
+                "score": self.scores[start:stop],
+                "risk_band": self.bands[start:stop],
+                "decision": self.decisions[start:stop],
+                "reason_codes": JSONTextColumn(part),
+            },
+            shared={
+                "created_at": self.at,
+                "batch_id": self.batch_id,
+                "model_name": model.name,
+                "model_version": model.version,
+                "run_id": model.run_id,
+            },
+        )
 
     def answer(self) -> bytes:
         """The JSON body: a ``ScoreResponse``, or a ``BatchResponse`` for a batch (after every

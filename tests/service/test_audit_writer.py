@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import uvloop
+from pydantic_core import to_json
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -18,6 +19,8 @@ from service.audit import (
     PIPE_BYTES,
     AuditTrail,
     AuditUnavailable,
+    DecisionColumns,
+    JSONTextColumn,
     RowWriter,
     make_engine,
     metadata,
@@ -68,6 +71,27 @@ def decision_rows(count: int, batch_id: str) -> list[dict]:
         }
         for index in range(count)
     ]
+
+
+def as_columns(rows: list[dict]) -> DecisionColumns:
+    """The rows column by column, as a batch gives them: shared values once, reason codes as
+    JSON text."""
+    shared = ("created_at", "batch_id", "model_name", "model_version", "run_id")
+    columns = {name: [row[name] for row in rows] for name in rows[0] if name not in shared}
+    columns["reason_codes"] = JSONTextColumn(to_json(r).decode() for r in columns["reason_codes"])
+    return DecisionColumns(len(rows), columns, {name: rows[0][name] for name in shared})
+
+
+def test_rows_given_by_column_convert_exactly_like_row_dicts(audit_url: str) -> None:
+    engine = make_engine(audit_url)
+    writer = RowWriter(engine)
+    rows = decision_rows(40, "columns")
+    assert writer.values(as_columns(rows)) == writer.values(rows)
+    incomplete = as_columns(rows)
+    del incomplete.columns["score"]
+    with pytest.raises(ValueError, match="decision columns missing: score"):
+        writer.values(incomplete)
+    engine.dispose()
 
 
 async def record_concurrently(url: str, groups: list[list[dict]]) -> AuditTrail:
@@ -175,6 +199,21 @@ def test_a_transaction_sent_in_parts_commits_whole_with_the_next_group(audit_url
     audit = _run_trail(audit_url, scenario)
     assert audit.count() == 602
     assert audit.get(parts[1][5]["request_id"])["inputs"] == parts[1][5]["inputs"]
+    audit.engine.dispose()
+
+
+def test_a_group_of_row_dicts_and_columns_commits_both(audit_url: str) -> None:
+    dicts, by_column = decision_rows(3, "dicts"), decision_rows(300, "columns")
+
+    async def scenario(audit: AuditTrail) -> None:
+        await asyncio.gather(audit.submit(dicts), audit.submit(as_columns(by_column)))
+
+    audit = _run_trail(audit_url, scenario)
+    assert audit.count() == 303
+    stored = audit.get(by_column[7]["request_id"])
+    assert stored["inputs"] == by_column[7]["inputs"]
+    assert stored["reason_codes"] == by_column[7]["reason_codes"]
+    assert stored["batch_index"] == 7
     audit.engine.dispose()
 
 
