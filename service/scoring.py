@@ -99,7 +99,14 @@ async def score_and_audit(
             "the decision could not be recorded; nothing was decided",
             {"reason": str(exc)},
         ) from None
-    metrics.observe_scores(records, probabilities, decisions)  # once committed
+    # Counted once committed. A batch is counted at the event loop's next turn, once its answer
+    # is written: its 1,000 applicants take ~0.5 ms that the answer need not wait for.
+    if batch:
+        asyncio.get_running_loop().call_soon(
+            metrics.observe_scores, records, probabilities, decisions
+        )
+    else:
+        metrics.observe_scores(records, probabilities, decisions)
     return body
 
 
