@@ -377,31 +377,40 @@ class StackedLayers:
         along a straight path are ``start_pre + alpha * (first_layer(x) - start_pre)``: no product
         per point. The gradients are summed over the points before the last product, which is
         linear too. The rows themselves ride along after their path points (their gradients are
-        left out of the sum), so scoring and explaining share one forward pass.
+        left out of the sum), so scoring and explaining share one forward pass. Points are laid
+        out alpha by alpha, each a contiguous block of all rows: building the path and summing
+        its gradients then run over long contiguous runs (a third faster than row by row).
         """
         n, steps = len(x), len(alphas)
         row_pre = self.first_layer(x)  # (members, n, units)
+        units = row_pre.shape[2]
         slope = row_pre - start_pre
-        pre = np.empty((self.members, n, steps + 1, row_pre.shape[2]), dtype=row_pre.dtype)
-        path = pre[:, :, :steps, :]
-        np.multiply(slope[:, :, None, :], alphas[:, None], out=path)
-        path += start_pre[:, :, None, :]
-        pre[:, :, steps, :] = row_pre
-        logits, masks = self._forward(pre.reshape(self.members, n * (steps + 1), -1))
-        grads = self._backward(masks).reshape(self.members, n, steps + 1, -1)
-        summed = grads[:, :, :steps, :].sum(axis=2)
-        return logits.reshape(n, steps + 1)[:, -1], self._input_gradient(summed)
+        pre = np.empty((self.members, steps + 1, n, units), dtype=row_pre.dtype)
+        path = pre[:, :steps]
+        np.multiply(alphas[None, :, None, None], slope[:, None], out=path)
+        path += start_pre[:, None]
+        pre[:, steps] = row_pre
+        logits, masks = self._forward(pre.reshape(self.members, (steps + 1) * n, units))
+        grads = self._backward(masks).reshape(self.members, steps + 1, n, units)
+        summed = grads[:, 0].copy()
+        for step in range(1, steps):
+            summed += grads[:, step]
+        return logits[steps * n :], self._input_gradient(summed)
 
     def _forward(self, pre: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Mean logits and ReLU masks, from first-layer pre-activations (members, rows, units)."""
-        # ReLU in place: the pre-activations are only needed for the masks.
-        masks = [pre > 0]
-        h = np.maximum(pre, 0.0, out=pre)
+        """Mean logits and ReLU masks, from first-layer pre-activations (members, rows, units).
+
+        The masks are 0/1 in the activations' own dtype: ReLU is then a multiplication by the
+        mask, in place, and so is its derivative on the way back (each about twice as fast as
+        ``np.maximum`` and a multiplication by a boolean mask).
+        """
+        masks = [_positive(pre)]
+        h = np.multiply(pre, masks[0], out=pre)  # the pre-activations are only needed for masks
         for weights, bias in zip(self.weights[1:], self.biases[1:], strict=True):
             pre = h @ weights
             pre += bias
-            masks.append(pre > 0)
-            h = np.maximum(pre, 0.0, out=pre)
+            masks.append(_positive(pre))
+            h = np.multiply(pre, masks[-1], out=pre)
         logits = (h @ self.output_weights).sum(axis=0)[:, 0] + self.output_bias
         return logits.astype(np.float64), masks
 
@@ -418,6 +427,11 @@ class StackedLayers:
     def _input_gradient(self, grad: np.ndarray) -> np.ndarray:
         """Through the first layer's weights, summing the members' shares."""
         return (grad @ self._transposed[0]).sum(axis=0)
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """1 where ``values`` > 0, else 0, in their dtype."""
+    return np.greater(values, 0, out=np.empty_like(values), casting="unsafe")
 
 
 def load_network(path: Path) -> ScoringNetwork:
