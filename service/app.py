@@ -21,6 +21,7 @@ from service.config import Settings
 from service.decisioning import Policy
 from service.errors import install_error_handlers
 from service.logs import configure_logging
+from service.memory import keep_freed_memory
 from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.model_store import LoadedModel, ModelStore, ReloadOutcome
@@ -76,6 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     # Scoring matrices are small: BLAS threads only contend with the event loop for the cores.
     threadpool_limits(settings.blas_threads)
+    keep_freed_memory(settings.keep_freed_memory_mb)
     _configure_tracking(settings)
     audit: AuditTrail = app.state.audit
     await audit.start()

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
         description="Threads explaining a large batch's 128-applicant chunks side by side, "
         "the event loop's own included; 1 explains them on the event loop's thread alone",
     )
+    keep_freed_memory_mb: int = Field(
+        64,
+        ge=0,
+        le=4096,
+        description="Freed memory (MB) the service keeps for reuse instead of returning it to "
+        "the system (glibc's malloc thresholds), so a batch's large temporaries are not faulted "
+        "in anew; 0 leaves the C library's adaptive defaults",
+    )
 
     # Security
     api_keys: str = Field(
