@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -36,8 +37,10 @@ from service.ids import new_ids
 from service.metrics import ServiceMetrics
 from service.model_store import LoadedModel
 
-# A large batch's audit rows go to the writer process in parts of this many applicants.
+# A large batch's audit rows go to the writer process in parts of this many applicants, the
+# last part of this few.
 PART_ROWS = 250
+LAST_PART_ROWS = 100
 
 
 async def score_and_audit(
@@ -122,9 +125,20 @@ def _send_to_audit(audit: AuditTrail, decided: _Decided) -> asyncio.Future[None]
     with audit.transaction() if count > PART_ROWS else nullcontext() as transaction:
         if transaction is None:
             return audit.submit(decided.batch_rows(0, count))
-        for start in range(0, count, PART_ROWS):
-            transaction.send(decided.batch_rows(start, min(start + PART_ROWS, count)))
+        for start, stop in _parts(count):
+            transaction.send(decided.batch_rows(start, stop))
         return transaction.commit()
+
+
+def _parts(count: int) -> list[tuple[int, int]]:
+    """Bounds of a batch's parts: ``PART_ROWS`` at a time, then the last ``LAST_PART_ROWS``.
+
+    What is left after the last part is sent is its insert and the commit; a short last part
+    keeps that short while the writer process takes the long ones beside the service's work.
+    """
+    last = min(LAST_PART_ROWS, count)
+    bounds = [*range(0, count - last, PART_ROWS), count - last, count]
+    return list(itertools.pairwise(bounds))
 
 
 @dataclass

@@ -1,9 +1,11 @@
+import itertools
+
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from service.schemas import BatchResponse
-from service.scoring import PART_ROWS
+from service.scoring import LAST_PART_ROWS, PART_ROWS, _parts
 from tests.conftest import README_APPLICANT, ClientFactory, TrainedStore, applicant_payload
 
 
@@ -62,11 +64,21 @@ def test_a_batch_sent_to_the_audit_in_parts_is_recorded_whole(
         assert response.status_code == 200, response.text
         results = response.json()["results"]
         assert client.app.state.audit.count() == len(applicants)
-        for index in (0, PART_ROWS - 1, PART_ROWS, len(applicants) - 1):
+        edges = {index for start, stop in _parts(len(applicants)) for index in (start, stop - 1)}
+        for index in sorted(edges):
             record = client.get(f"/v1/decisions/{results[index]['request_id']}").json()
             assert record["batch_index"] == index
             assert record["inputs"] == applicants[index]
             assert record["reason_codes"] == results[index]["reason_codes"]
+
+
+@pytest.mark.parametrize("count", [PART_ROWS + 1, 2 * PART_ROWS + 7, 1000, 4 * PART_ROWS])
+def test_parts_cover_a_batch_in_order_and_end_short(count: int) -> None:
+    parts = _parts(count)
+    assert parts[0][0] == 0 and parts[-1][1] == count
+    assert all(stop == next_start for (_, stop), (next_start, _) in itertools.pairwise(parts))
+    assert all(0 < stop - start <= PART_ROWS for start, stop in parts)
+    assert parts[-1][1] - parts[-1][0] == LAST_PART_ROWS
 
 
 def test_one_bad_item_answers_422_naming_index_and_field(client: TestClient) -> None:
