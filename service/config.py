@@ -56,10 +56,10 @@ class Settings(BaseSettings):
     keep_freed_memory_mb: int = Field(
         64,
         ge=0,
-        le=4096,
+        le=2047,
         description="Freed memory (MB) the service keeps for reuse instead of returning it to "
         "the system (glibc's malloc thresholds), so a batch's large temporaries are not faulted "
-        "in anew; 0 leaves the C library's adaptive defaults",
+        "in anew, per worker process; 0 leaves the C library's adaptive defaults",
     )
 
     # Security

@@ -19,25 +19,31 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 # glibc refuses an mmap threshold above half its heap size: 32 MB on 64-bit systems.
 MAX_MMAP_THRESHOLD = 32 * 1024 * 1024
+MAX_C_INT = 2**31 - 1
 
 
 def keep_freed_memory(megabytes: int) -> bool:
     """Have the C library keep up to ``megabytes`` of freed memory for reuse and serve
     allocations below 32 MB (or ``megabytes``) from its heaps. Returns whether it applied: only
-    glibc has these settings; 0 leaves the library's adaptive defaults."""
+    glibc has these settings; 0 leaves the library's adaptive defaults. Per process: each
+    uvicorn worker keeps its own."""
     if megabytes <= 0:
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs on
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    size = megabytes * 1024 * 1024
-    applied = (
-        mallopt(M_TRIM_THRESHOLD, size) == 1
-        and mallopt(M_MMAP_THRESHOLD, min(size, MAX_MMAP_THRESHOLD)) == 1
-    )
-    if not applied:
-        logger.info("the C library does not take malloc thresholds; freed memory is returned")
-    return applied
+    # mallopt takes a C int: a larger value would be cut to 0 (trim after every free).
+    size = min(megabytes * 1024 * 1024, MAX_C_INT)
+    took_trim = mallopt(M_TRIM_THRESHOLD, size) == 1
+    took_mmap = mallopt(M_MMAP_THRESHOLD, min(size, MAX_MMAP_THRESHOLD)) == 1
+    if not (took_trim and took_mmap):
+        logger.info(
+            "the C library took %s of the malloc thresholds (trim %s, mmap %s)",
+            "some" if took_trim or took_mmap else "none",
+            took_trim,
+            took_mmap,
+        )
+    return took_trim and took_mmap
