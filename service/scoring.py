@@ -131,14 +131,18 @@ def _send_to_audit(audit: AuditTrail, decided: _Decided) -> asyncio.Future[None]
 
 
 def _parts(count: int) -> list[tuple[int, int]]:
-    """Bounds of a batch's parts: ``PART_ROWS`` at a time, then the last ``LAST_PART_ROWS``.
+    """Bounds of a batch's parts: even parts of at most ``PART_ROWS``, then the last
+    ``LAST_PART_ROWS``.
 
     What is left after the last part is sent is its insert and the commit; a short last part
     keeps that short while the writer process takes the long ones beside the service's work.
+    Even parts, so that no part is a handful of rows costing a message and an INSERT of its own.
     """
     last = min(LAST_PART_ROWS, count)
-    bounds = [*range(0, count - last, PART_ROWS), count - last, count]
-    return list(itertools.pairwise(bounds))
+    rest = count - last
+    parts = -(-rest // PART_ROWS)  # ceiling
+    bounds = [round(i * rest / parts) for i in range(parts + 1)] if parts else [0]
+    return list(itertools.pairwise([*bounds, count]))
 
 
 @dataclass
