@@ -402,7 +402,8 @@ class StackedLayers:
 
         The masks are 0/1 in the activations' own dtype: ReLU is then a multiplication by the
         mask, in place, and so is its derivative on the way back (each about twice as fast as
-        ``np.maximum`` and a multiplication by a boolean mask).
+        ``np.maximum`` and a multiplication by a boolean mask). A pre-activation of -inf would
+        become NaN rather than 0; encoded inputs are clipped, so none is ever infinite.
         """
         masks = [_positive(pre)]
         h = np.multiply(pre, masks[0], out=pre)  # the pre-activations are only needed for masks
