@@ -240,7 +240,8 @@ class Explainer:
                 fragments.clear()
         top, values = self._top(contributions, limit)
         shown = (values > 0).sum(axis=1).tolist()  # sorted: the positive ones come first
-        # "[[a,b],[c,d]]" -> "a,b", "c,d": pydantic-core writes the numbers as repr would, faster.
+        # "[[a,b],[c,d]]" -> "a,b", "c,d": pydantic-core writes the numbers (the values repr
+        # gives, in JSON's spelling: 1e-6 for 1e-06) faster than repr.
         numbers = to_json(values.tolist()).decode()[2:-2].split("],[")
         out: list[str] = []
         for indices, count, row_numbers, record in zip(

@@ -61,17 +61,15 @@ async def score_and_audit(
     its own id and the request id becomes the batch id. No answer leaves before its audit record
     is committed.
     """
+    write_reasons = None
     if batch:
         assessment = batcher.assess_many(model.risk_model, records)
         probabilities = assessment.probabilities.tolist()
         write_reasons = assessment.reason_codes_json
+        reasons: list[str] = []  # written part by part into the audit rows
     else:
         probability, reason_codes = await batcher.assess(model.risk_model, records[0])
-        probabilities = [probability]
-
-        def write_reasons(start: int = 0, stop: int | None = None) -> list[str]:
-            return [reason_codes]
-
+        probabilities, reasons = [probability], [reason_codes]
     if not all(map(math.isfinite, probabilities)):
         raise RuntimeError("the model gave a probability that is not a number")
     scores, bands, decisions = policy.apply(probabilities)
@@ -84,6 +82,7 @@ async def score_and_audit(
         scores=scores,
         bands=bands,
         decisions=decisions,
+        reasons=reasons,
         write_reasons=write_reasons,
     )
     try:
@@ -158,13 +157,12 @@ class _Decided:
     scores: list[float]
     bands: list[str]
     decisions: list[str]
-    write_reasons: Callable[[int, int], list[str]]
-    reasons: list[str] = field(default_factory=list)  # written so far, in order
+    reasons: list[str]  # each applicant's reason codes (JSON), in order: a batch's as written
+    write_reasons: Callable[[int, int], list[str]] | None  # a batch's, a slice at a time
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def single_row(self) -> list[dict[str, Any]]:
         """The audit row of a single-applicant request."""
-        self.reasons = self.write_reasons(0, 1)
         model = self.model
         return [
             {
@@ -186,6 +184,7 @@ class _Decided:
 
     def batch_rows(self, start: int, stop: int) -> DecisionColumns:
         """The audit rows of a batch's applicants ``start`` to ``stop``, column by column."""
+        assert self.write_reasons is not None  # a batch's
         part = self.write_reasons(start, stop)
         self.reasons.extend(part)
         model = self.model
