@@ -127,9 +127,13 @@ def standardised_mean_difference(group: np.ndarray, rest: np.ndarray) -> float:
     rest = np.asarray(rest, dtype=np.float64)
     if group.size == 0 or rest.size == 0 or group.size + rest.size < 3:
         return math.nan
+    # Checked on the values, not on the pooled SD: the means of equal values can differ in the
+    # last bit, which gives a pooled SD of 1e-17 and a d of order 1.
+    if np.ptp(np.concatenate([group, rest])) == 0.0:
+        return math.nan
     squares = float(((group - group.mean()) ** 2).sum() + ((rest - rest.mean()) ** 2).sum())
     pooled = math.sqrt(squares / (group.size + rest.size - 2))
-    if pooled == 0.0:
+    if pooled == 0.0:  # each sample constant, the two different: no spread to scale by
         return math.nan
     return float((group.mean() - rest.mean()) / pooled)
 
