@@ -25,7 +25,8 @@ MISSING_GROUP = "(missing)"
 # A group with fewer test rows than this is flagged ``small_group``: it is listed everywhere with
 # its numbers, but it is neither the reference of the AIR nor counted in ``fairness_air_min`` (and
 # so cannot trip the gate). At 30 rows and an approval rate near 0.7, one applicant moves the rate
-# by 0.033 and the 95 % interval of the AIR spans roughly 0.7-1.3: noise, not evidence.
+# by 0.033 and the 95 % interval of its AIR against a 300-row reference with the same rate is
+# 0.78-1.28: noise, not evidence.
 SMALL_GROUP_ROWS = 30
 # The four-fifths screen (US Uniform Guidelines, 29 CFR 1607.4(D)): an AIR below it calls for
 # review.
