@@ -247,11 +247,11 @@ class SynthResult:
         return self.defaults / self.rows
 
 
-def block_ranges(rows: int, block_rows: int = BLOCK_ROWS) -> list[tuple[int, int]]:
-    """``(first row, row count)`` of each block: full blocks, then one shorter last block."""
+def block_ranges(rows: int, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[int, int]]:
+    """``(first row, row count)`` of each block, lazily: full blocks, then a shorter last one."""
     if block_rows < 1:
         raise SynthError(f"block size must be at least 1 row, got {block_rows}")
-    return [(start, min(block_rows, rows - start)) for start in range(0, rows, block_rows)]
+    return ((start, min(block_rows, rows - start)) for start in range(0, rows, block_rows))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
