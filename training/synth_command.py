@@ -49,3 +49,7 @@ def synth(
         f"{seconds:.1f} s ({result.rows / seconds:,.0f} rows/s)"
     )
     typer.echo(f"schema: {result.schema_path} (target default, positive label yes)")
+
+
+if __name__ == "__main__":
+    typer.run(synth)
