@@ -17,7 +17,17 @@ import pandas as pd
 
 FeatureKind = Literal["numeric", "categorical"]
 
-SCHEMA_KEYS = {"target", "positive_label", "protected", "drop", "features"}
+# "synthetic" and "generator" record where a generated file came from (training/synth.py); the
+# reader accepts them and ignores them.
+SCHEMA_KEYS = {
+    "target",
+    "positive_label",
+    "protected",
+    "drop",
+    "features",
+    "synthetic",
+    "generator",
+}
 FEATURE_KEYS = {"kind", "minimum", "exclusive_minimum", "maximum", "nullable", "description"}
 
 
