@@ -21,12 +21,14 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY README.md ./
 COPY models ./models
 COPY training ./training
+COPY lesson ./lesson
+COPY cli ./cli
 COPY service ./service
 COPY data ./data
 # Editable, so that the packages stay in /app beside data/: `loanrisk train` finds its default
 # training set at <project>/data/credit_data.csv.
 RUN pip install --no-deps --no-build-isolation -e . \
-    && python -m compileall -q models training service
+    && python -m compileall -q models training service lesson cli
 
 FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 import httpx
 import pandas as pd
 
+from cli.waiting import wait_until_ready
+
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 APPLICANT = {
@@ -111,18 +113,14 @@ def start(
         process = subprocess.Popen(
             command, env={**os.environ, **env}, stdout=out, stderr=out, cwd=PROJECT
         )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited early; see {log_path}")
-        try:
-            if httpx.get(ready_url, timeout=1.0).status_code == 200:
-                return process, time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    raise TimeoutError(f"{ready_url} not ready; see {log_path}")
+    try:
+        wait_until_ready(ready_url, process, timeout=180, interval=0.05)
+    except RuntimeError:
+        raise RuntimeError(f"{command[0]} exited early; see {log_path}") from None
+    except TimeoutError:
+        process.kill()
+        raise TimeoutError(f"{ready_url} not ready; see {log_path}") from None
+    return process, time.perf_counter() - started
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

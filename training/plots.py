@@ -20,7 +20,7 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.ticker import FuncFormatter
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from training.evaluate import equal_frequency_bins
+from training.evaluate import expected_calibration_error, reliability_bins
 
 REPAID_COLOUR = "#1f77b4"
 DEFAULT_COLOUR = "#e8710a"
@@ -97,23 +97,15 @@ def reliability_plot(
     Several score sets (before and after calibration) can be drawn on the same axes; a histogram of
     the first one's scores sits underneath.
     """
-    from training.evaluate import expected_calibration_error
-
     figure, (axes, histogram) = plt.subplots(
         2, 1, figsize=(5.5, 6.2), gridspec_kw={"height_ratios": [3, 1]}, sharex=True
     )
     upper = 0.0
     for name, p in probabilities.items():
-        parts = equal_frequency_bins(p, bins)
-        mean_p = np.array([p[part].mean() for part in parts])
-        observed = np.array([y[part].mean() for part in parts])
+        parts = reliability_bins(y, p, bins)
+        mean_p, observed = parts.predicted, parts.observed
         # A 95 % interval of the observed rate shows how much of a gap chance alone explains.
-        spread = np.array(
-            [
-                1.96 * np.sqrt(max(m * (1 - m), 1e-12) / part.size)
-                for m, part in zip(mean_p, parts, strict=True)
-            ]
-        )
+        spread = 1.96 * np.sqrt(np.maximum(mean_p * (1 - mean_p), 1e-12) / parts.count)
         ece = expected_calibration_error(y, p, bins)
         axes.errorbar(
             mean_p, observed, yerr=spread, marker="o", capsize=3, label=f"{name} (ECE {ece:.3f})"
@@ -123,7 +115,7 @@ def reliability_plot(
     axes.plot([0, upper], [0, upper], color="grey", linestyle=":", label="perfectly calibrated")
     axes.set(
         ylabel="observed default rate",
-        title="Reliability, test split (10 equal-size bins)",
+        title=f"Reliability, test split ({bins} equal-size bins)",
         xlim=(0, upper),
         ylim=(0, upper),
     )

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from cli import app as cli_app
 from service.config import Settings
 from tests.conftest import PROJECT_DIR
-from training.cli import app as cli_app
 
 COMPOSE_FILE = PROJECT_DIR / "docker-compose.yml"
 SERVICES = {"postgres", "mlflow", "trainer", "service"}

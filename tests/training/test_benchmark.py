@@ -103,7 +103,7 @@ def test_json_flag_prints_exactly_one_object_on_stdout(tmp_path: Path) -> None:
 def test_benchmark_refuses_unusable_data_with_one_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from training.cli import app
+    from cli import app
 
     path = tmp_path / "tiny.csv"
     path.write_text("x,y\n1,a\n2,b\n3,a\n4,b\n")

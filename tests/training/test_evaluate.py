@@ -3,16 +3,18 @@ import itertools
 import numpy as np
 import pytest
 from scipy.stats import ks_2samp
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from training.evaluate import (
     classification_metrics,
     ece_noise_floor,
-    equal_frequency_bins,
     expected_calibration_error,
     gini,
     ks_statistic,
     ks_threshold,
+    quantile_bin_ids,
+    reliability_bins,
     threshold_metrics,
 )
 
@@ -58,13 +60,51 @@ def test_ece_by_hand_with_equal_frequency_bins() -> None:
 
 def test_ece_bins_are_equal_frequency_and_cover_every_row() -> None:
     p = np.random.default_rng(1).random(1003)
-    parts = equal_frequency_bins(p, 10)
-    assert len(parts) == 10
-    assert {part.size for part in parts} <= {100, 101}
-    assert sorted(np.concatenate(parts)) == list(range(1003))
+    parts = reliability_bins(np.zeros(p.size), p, 10)
+    assert len(parts.count) == 10
+    assert set(parts.count) <= {100, 101}
+    assert parts.count.sum() == 1003
     # Bins are ordered by score: every score in one bin is at most every score in the next.
-    for low, high in itertools.pairwise(parts):
-        assert p[low].max() <= p[high].min()
+    ids = quantile_bin_ids(p, 10)
+    for low, high in itertools.pairwise(range(10)):
+        assert p[ids == low].max() <= p[ids == high].min()
+
+
+@pytest.mark.parametrize("n", [20, 891, 1003, 1972])
+def test_reliability_bins_are_calibration_curves_bin_by_bin(n: int) -> None:
+    # The counts come from our own assignment, the means from scikit-learn's: they must describe
+    # the same bins. Scores rounded to two places make many ties, some on the bin edges.
+    rng = np.random.default_rng(n)
+    p = np.round(rng.beta(2, 5, size=n), 2)
+    y = (rng.random(n) < p).astype(int)
+    parts = reliability_bins(y, p)
+    observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
+    np.testing.assert_array_equal(parts.observed, observed)
+    np.testing.assert_array_equal(parts.predicted, predicted)
+    ids = quantile_bin_ids(p)
+    filled = [b for b in range(10) if np.any(ids == b)]
+    assert list(parts.count) == [int(np.sum(ids == b)) for b in filled]
+    np.testing.assert_allclose(parts.predicted, [p[ids == b].mean() for b in filled], rtol=1e-12)
+    np.testing.assert_allclose(parts.observed, [y[ids == b].mean() for b in filled], rtol=1e-12)
+
+
+def test_tied_scores_share_a_bin() -> None:
+    p = np.array([0.1] * 15 + [0.3] * 5)
+    parts = reliability_bins(np.zeros(20), p, bins=4)
+    assert list(parts.count) == [15, 5]
+
+
+@pytest.mark.parametrize("n", [890, 891, 2670, 2671])
+def test_ece_is_the_sorted_split_definition_when_the_rows_divide_evenly(n: int) -> None:
+    # With distinct scores and n = 10k or 10k + 1 rows (credit_data's 891-row validation and test
+    # splits), the quantile edges cut the sorted scores exactly where np.array_split does, the
+    # definition ECE had before it was built on calibration_curve.
+    rng = np.random.default_rng(n)
+    p = rng.beta(2, 5, size=n)
+    y = (rng.random(n) < p).astype(int)
+    parts = np.array_split(np.argsort(p, kind="stable"), 10)
+    by_split = sum(part.size * abs(y[part].mean() - p[part].mean()) for part in parts) / n
+    assert expected_calibration_error(y, p) == pytest.approx(by_split, rel=1e-12, abs=1e-15)
 
 
 def test_ece_is_zero_when_each_bin_matches_its_rate() -> None:
@@ -82,6 +122,50 @@ def test_ece_noise_floor_matches_a_simulation_of_a_calibrated_model() -> None:
     assert ece_noise_floor(p, draws=300, seed=1) == pytest.approx(simulated, rel=0.1)
     # More rows, less noise.
     assert ece_noise_floor(np.tile(p, 10)) < ece_noise_floor(p) / 2
+
+
+def test_ece_noise_floor_is_the_mean_ece_of_simulated_outcomes() -> None:
+    # The fast path (bins cut once) against expected_calibration_error on every draw.
+    p = np.random.default_rng(7).beta(2, 5, size=300)
+    rng = np.random.default_rng(3)
+    draws = [expected_calibration_error(rng.random(p.size) < p, p) for _ in range(50)]
+    assert ece_noise_floor(p, draws=50, seed=3) == pytest.approx(np.mean(draws), rel=1e-12)
+
+
+def test_ece_is_zero_when_every_bin_predicts_its_observed_rate():
+    # Two equal-frequency bins of 10 rows: predicted 0.2 with 2 defaults, 0.7 with 7.
+    probability = np.array([0.2] * 10 + [0.7] * 10)
+    y = np.array([1, 1] + [0] * 8 + [1] * 7 + [0] * 3)
+    assert expected_calibration_error(y, probability, bins=2) == pytest.approx(0.0)
+
+
+def test_ece_weights_each_bin_by_its_share_of_rows():
+    # Tied scores share a bin: 18 rows predicted 0.1 where none defaulted, 2 predicted 0.55
+    # where both did: (18 * 0.1 + 2 * 0.45) / 20.
+    probability = np.array([0.1] * 18 + [0.55, 0.55])
+    y = np.array([0] * 18 + [1, 1])
+    assert expected_calibration_error(y, probability) == pytest.approx((18 * 0.1 + 2 * 0.45) / 20)
+
+
+def test_ece_bins_have_equal_frequency_not_equal_width():
+    # Every probability sits in [0.0, 0.1): equal-width bins would make one bin of all 20 rows.
+    probability = np.linspace(0.0, 0.095, 20)
+    parts = reliability_bins(np.zeros(20), probability)
+    assert len(parts.predicted) == len(parts.observed) == 10
+    np.testing.assert_allclose(parts.predicted, probability.reshape(10, 2).mean(axis=1))
+
+
+def test_ece_of_fewer_rows_than_bins_uses_one_row_per_bin():
+    assert expected_calibration_error([1, 0, 1], [0.9, 0.2, 0.6]) == pytest.approx(
+        (0.1 + 0.2 + 0.4) / 3
+    )
+
+
+def test_ece_refuses_mismatched_or_empty_input():
+    with pytest.raises(ValueError):
+        expected_calibration_error([1, 0], [0.5])
+    with pytest.raises(ValueError):
+        expected_calibration_error([], [])
 
 
 def test_threshold_metrics_by_hand() -> None:

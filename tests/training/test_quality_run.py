@@ -10,11 +10,11 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from cli import app
 from models.network import NetworkConfig
 from models.risk_model import RiskModel
 from tests.conftest import TrainedStore
 from tests.loan_data import write_loans
-from training.cli import app
 from training.gate import TAG_DECISION, TAG_FORCED, TAG_REASON
 from training.train import TrainOptions, train
 

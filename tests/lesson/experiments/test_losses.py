@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.training.experiments.support import assert_nothing_logged, assert_one_line_error
+from tests.lesson.experiments.support import assert_nothing_logged, assert_one_line_error
 
 LOSSES = {"binary_cross_entropy", "mean_squared_error", "mean_absolute_error"}
 SUMMARY = {"test_roc_auc", "test_log_loss", "test_brier", "test_ece", "test_confidently_wrong"}

@@ -22,21 +22,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from lesson.experiments.charts import learning_curves_chart
+from lesson.experiments.data import ExperimentError
+from lesson.experiments.fitting import PROBABILITY_CLIP, Curves, fit_with_epoch_metrics, predict
+from lesson.experiments.runs import ExperimentResult, Say, child_run, parent_run
+from lesson.losses import categorical_cross_entropy
 from models.network import import_keras
 from training.data import read_table
-from training.experiments.common import (
-    PROBABILITY_CLIP,
-    Curves,
-    ExperimentError,
-    ExperimentResult,
-    Say,
-    child_run,
-    fit_with_epoch_metrics,
-    learning_curves_chart,
-    parent_run,
-    predict,
-)
-from training.losses import categorical_cross_entropy
 
 KIND = "mnist"
 DEFAULT_EXPERIMENT = "lesson-mnist"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.training.experiments.support import assert_nothing_logged, assert_one_line_error
+from tests.lesson.experiments.support import assert_nothing_logged, assert_one_line_error
 
 GAP_METRICS = {"loss_gap", "auc_gap", "min_test_loss", "min_test_loss_epoch"}
 PER_EPOCH = {"objective", "train_loss", "test_loss", "train_auc", "test_auc"}

@@ -1,6 +1,6 @@
 """The lesson's forward and backward propagation, run for real beside Keras.
 
-``training.backprop`` trains a small dense network on loan data by full-batch gradient descent,
+``lesson.backprop`` trains a small dense network on loan data by full-batch gradient descent,
 written out in NumPy. Keras then trains the same architecture from the same initial weights with
 the same algorithm (SGD, one batch of all training rows per epoch, no shuffling). The two child
 runs log identical metrics per epoch; the parent charts both loss curves and their difference,
@@ -17,24 +17,23 @@ import mlflow
 import numpy as np
 from matplotlib.figure import Figure
 
-from models.network import NetworkConfig, build_network, import_keras
-from training.backprop import DenseNetwork, forward, train_gradient_descent
-from training.experiments.common import (
+from lesson.backprop import DenseNetwork, forward, train_gradient_descent
+from lesson.experiments.data import (
     CreditSplit,
-    Curves,
     ExperimentError,
     ExperimentOptions,
-    ExperimentResult,
-    Say,
+    load_credit_split,
+)
+from lesson.experiments.fitting import (
+    Curves,
     binary_measure,
     binary_scores,
-    child_run,
     epoch_line,
     fit_with_epoch_metrics,
-    load_credit_split,
-    parent_run,
     progress_due,
 )
+from lesson.experiments.runs import ExperimentResult, Say, child_run, parent_run
+from models.network import NetworkConfig, build_network, import_keras
 
 KIND = "backprop"
 DEFAULT_EXPERIMENT = "lesson-backprop"
@@ -42,7 +41,7 @@ QUICK_EPOCHS = 3
 NUMPY_CHILD = "numpy_backprop"
 KERAS_CHILD = "keras_sgd"
 DESCRIPTION = (
-    "training/backprop.py (NumPy forward and backward pass) and Keras train the same network "
+    "lesson/backprop.py (NumPy forward and backward pass) and Keras train the same network "
     "from the same initial weights by full-batch gradient descent. Their per-epoch losses "
     "should coincide to float32 precision."
 )
@@ -155,7 +154,7 @@ def run_backprop(options: BackpropOptions, say: Say) -> ExperimentResult:
         "epochs": epochs,
         "batch_size": len(split.y_train),
         "seed": options.seed,
-        "initialisation": "He normal (training.backprop), shared",
+        "initialisation": "He normal (lesson.backprop), shared",
     }
     params = {**split.params(), **child_params, "quick": options.quick}
     with parent_run(KIND, options.experiment, params, DESCRIPTION) as result:

@@ -14,22 +14,12 @@ from dataclasses import dataclass, field, replace
 import mlflow
 import numpy as np
 
+from lesson.experiments.charts import learning_curves_chart, metric_bars_chart, reliability_chart
+from lesson.experiments.data import ExperimentOptions, load_credit_split
+from lesson.experiments.fitting import binary_measure, fit_with_epoch_metrics, predict
+from lesson.experiments.measures import probability_metrics
+from lesson.experiments.runs import ExperimentResult, Say, child_run, parent_run
 from models.network import NetworkConfig, build_network, import_keras
-from training.experiments.common import (
-    ExperimentOptions,
-    ExperimentResult,
-    Say,
-    binary_measure,
-    child_run,
-    fit_with_epoch_metrics,
-    learning_curves_chart,
-    load_credit_split,
-    metric_bars_chart,
-    parent_run,
-    predict,
-    probability_metrics,
-    reliability_chart,
-)
 
 KIND = "losses"
 DEFAULT_EXPERIMENT = "lesson-losses"

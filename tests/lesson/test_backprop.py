@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.backprop import (
+from lesson.backprop import (
     DenseNetwork,
     ForwardCache,
     backward,
@@ -16,7 +16,7 @@ from training.backprop import (
     loss,
     train_gradient_descent,
 )
-from training.losses import binary_cross_entropy
+from lesson.losses import binary_cross_entropy
 
 
 def _random_problem(seed: int, n_samples: int, n_inputs: int, hidden_units: tuple[int, ...]):

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.training.experiments.support import assert_nothing_logged, assert_one_line_error
+from lesson.experiments.data import ExperimentError
+from lesson.experiments.mnist import read_digits
+from tests.lesson.experiments.support import assert_nothing_logged, assert_one_line_error
 from training.data import DataError
-from training.experiments.common import ExperimentError
-from training.experiments.mnist import read_digits
 
 LOANRISK = Path(sys.executable).with_name("loanrisk")
 

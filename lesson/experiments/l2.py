@@ -12,17 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from lesson.experiments.data import ExperimentError, ExperimentOptions, load_credit_split
+from lesson.experiments.runs import ExperimentResult, Say
+from lesson.experiments.sweep import SweepVariant, run_sweep, sweep_network
 from models.network import NetworkConfig
-from training.experiments.common import (
-    ExperimentError,
-    ExperimentOptions,
-    ExperimentResult,
-    Say,
-    SweepVariant,
-    load_credit_split,
-    run_sweep,
-    sweep_network,
-)
 
 KIND = "l2"
 DEFAULT_EXPERIMENT = "lesson-l2"

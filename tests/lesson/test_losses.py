@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from training.losses import (
+from lesson.losses import (
     binary_cross_entropy,
     categorical_cross_entropy,
     mean_absolute_error,

@@ -4,7 +4,7 @@ import inspect
 
 import pytest
 
-from tests.training.experiments.support import assert_nothing_logged, assert_one_line_error
+from tests.lesson.experiments.support import assert_nothing_logged, assert_one_line_error
 
 
 @pytest.mark.slow
@@ -38,11 +38,12 @@ def test_unreadable_data_file_is_refused(invoke_cli, tmp_path):
 
 
 def test_command_defaults_sweep_the_documented_values():
-    from training.experiments import cli, dropout, l2
+    from cli import experiment as commands
+    from lesson.experiments import dropout, l2
 
     def default(command, name):
         return inspect.signature(command).parameters[name].default
 
-    assert cli._floats(default(cli.l2, "values"), "c") == l2.COEFFICIENTS
-    assert cli._floats(default(cli.dropout, "values"), "p") == dropout.KEEP_PROBABILITIES
+    assert commands._floats(default(commands.l2, "values"), "c") == l2.COEFFICIENTS
+    assert commands._floats(default(commands.dropout, "values"), "p") == dropout.KEEP_PROBABILITIES
     assert dropout.KEEP_PROBABILITIES == (0.2, 0.3, 0.5, 0.7, 0.9, 1.0)

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from training.options import DataOption, PositiveLabelOption, TargetOption
+from cli.console import fail, runs_link
+from cli.options import DataOption, PositiveLabelOption, TargetOption
 
 if TYPE_CHECKING:
+    from lesson.experiments.runs import ExperimentResult
     from models.network import NetworkConfig
-    from training.experiments.common import ExperimentResult
 
 experiment_app = typer.Typer(
     help="Reproduce the deep-neural-networks lesson's experiments as MLflow parent and child runs.",
@@ -55,14 +56,8 @@ def _given(
     }
 
 
-def _fail(message: str) -> typer.Exit:
-    from training.cli import fail
-
-    return fail(message)
-
-
 def _floats(text: str, what: str) -> tuple[float, ...]:
-    from training.experiments.common import ExperimentError
+    from lesson.experiments.data import ExperimentError
 
     try:
         values = tuple(float(part) for part in text.split(",") if part.strip())
@@ -74,7 +69,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 
 def _units(text: str) -> tuple[int, ...]:
-    from training.experiments.common import ExperimentError
+    from lesson.experiments.data import ExperimentError
 
     try:
         units = tuple(int(part) for part in text.split(",") if part.strip())
@@ -86,7 +81,7 @@ def _units(text: str) -> tuple[int, ...]:
 
 
 def _positive(value: int, what: str) -> int:
-    from training.experiments.common import ExperimentError
+    from lesson.experiments.data import ExperimentError
 
     if value < 1:
         raise ExperimentError(f"{what} must be >= 1, got {value}")
@@ -95,13 +90,13 @@ def _positive(value: int, what: str) -> int:
 
 def _run(start: Callable[[], ExperimentResult], columns: Sequence[str]) -> None:
     """Run an experiment, mapping bad input to a one-line error, then print its summary."""
+    from lesson.experiments.data import ExperimentError
     from training.data import DataError
-    from training.experiments.common import ExperimentError
 
     try:
         result = start()
     except (DataError, ExperimentError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _report(result, columns)
 
 
@@ -111,8 +106,6 @@ def _number(value: float) -> str:
 
 
 def _report(result: ExperimentResult, columns: Sequence[str]) -> None:
-    from training.cli import runs_link
-
     width = max(len(name) for name in result.children) + 2
     cells = [max(len(column) + 2, 11) for column in columns]
     typer.echo("")
@@ -135,7 +128,7 @@ def _network(default: NetworkConfig, epochs: int, hidden_units: str | None = Non
     """An experiment's default network with the command-line overrides applied."""
     from dataclasses import replace
 
-    from training.experiments.common import ExperimentError
+    from lesson.experiments.data import ExperimentError
 
     changes: dict[str, object] = {"epochs": _positive(epochs, "epochs")}
     if hidden_units is not None:
@@ -157,7 +150,7 @@ def losses(
     quick: QuickOption = False,
 ) -> None:
     """Binary cross-entropy vs MSE vs MAE on the predicted probability of default."""
-    from training.experiments.losses import LossesOptions, run_losses
+    from lesson.experiments.losses import LossesOptions, run_losses
 
     def start() -> ExperimentResult:
         options = LossesOptions(
@@ -187,7 +180,7 @@ def dropout(
     quick: QuickOption = False,
 ) -> None:
     """Sweep dropout's keep-probability p: train-test gap against p."""
-    from training.experiments.dropout import DropoutOptions, run_dropout
+    from lesson.experiments.dropout import DropoutOptions, run_dropout
 
     def start() -> ExperimentResult:
         options = DropoutOptions(
@@ -215,7 +208,7 @@ def l2(
     quick: QuickOption = False,
 ) -> None:
     """Sweep the L2 weight-decay coefficient: train-test gap against it."""
-    from training.experiments.l2 import L2Options, run_l2
+    from lesson.experiments.l2 import L2Options, run_l2
 
     def start() -> ExperimentResult:
         options = L2Options(
@@ -240,8 +233,8 @@ def backprop(
     epochs: Annotated[int, typer.Option(help="Full-batch gradient-descent steps")] = 100,
     quick: QuickOption = False,
 ) -> None:
-    """training/backprop.py by plain gradient descent beside Keras on the same network."""
-    from training.experiments.backprop import BackpropOptions, run_backprop
+    """lesson/backprop.py by plain gradient descent beside Keras on the same network."""
+    from lesson.experiments.backprop import BackpropOptions, run_backprop
 
     def start() -> ExperimentResult:
         options = BackpropOptions(
@@ -271,7 +264,7 @@ def mnist(
     quick: QuickOption = False,
 ) -> None:
     """Lesson-end project: dropout on input and hidden layers vs none, on MNIST-format CSVs."""
-    from training.experiments.mnist import MnistOptions, run_mnist
+    from lesson.experiments.mnist import MnistOptions, run_mnist
 
     def start() -> ExperimentResult:
         options = MnistOptions(

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.training.experiments.support import Logged, read_logged
-from training.cli import app
+from cli import app
+from tests.lesson.experiments.support import Logged, read_logged
 
 
 @pytest.fixture

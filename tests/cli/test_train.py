@@ -6,8 +6,8 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from cli import app
 from tests.conftest import CREDIT_DATA, TrainedStore
-from training.cli import app
 
 LOANRISK = Path(sys.executable).with_name("loanrisk")
 

@@ -1,35 +1,16 @@
-"""The ``loanrisk`` command: train models, serve them, or bring the whole local stack up."""
+"""``loanrisk train`` and ``loanrisk benchmark``: fit the model, or cross-validate it against the
+baselines. TensorFlow and MLflow are imported inside the commands, so ``--help`` stays fast."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cli.console import fail, runs_link, stdout_to_stderr
+from cli.options import DataOption, PositiveLabelOption, TargetOption
 from models.network import NetworkConfig
-from training.experiments.cli import experiment_app
-from training.options import DataOption, PositiveLabelOption, TargetOption
-
-app = typer.Typer(
-    help="Loan-default risk scoring: train a Keras DNN, register it in MLflow, serve it over HTTP.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(experiment_app, name="experiment")
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a one-line reason on stderr and return the exit to raise."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
 
 
 def parse_hidden_units(text: str) -> tuple[int, ...]:
@@ -42,15 +23,6 @@ def parse_hidden_units(text: str) -> tuple[int, ...]:
     return units
 
 
-def runs_link(tracking_uri: str, experiment_id: str) -> str:
-    """Where the experiment's training runs table opens in the MLflow UI."""
-    if tracking_uri.startswith(("http://", "https://")):
-        base = tracking_uri.rstrip("/")
-    else:
-        base = f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT', '5000')}"
-    return f"{base}/#/experiments/{experiment_id}/runs"
-
-
 def print_epoch(epoch: int, total: int, metrics: dict[str, float]) -> None:
     typer.echo(
         f"epoch {epoch:>3}/{total}  loss {metrics['train_loss']:.4f}  "
@@ -59,7 +31,6 @@ def print_epoch(epoch: int, total: int, metrics: dict[str, float]) -> None:
     )
 
 
-@app.command()
 def train(
     data: DataOption = None,
     target: TargetOption = None,
@@ -205,7 +176,6 @@ def train(
     typer.echo(f"  MLflow UI   {runs_link(result.tracking_uri, result.experiment_id)}")
 
 
-@app.command()
 def benchmark(
     data: DataOption = None,
     target: TargetOption = None,
@@ -267,100 +237,3 @@ def benchmark(
             f"{name:<10} {row['auc_mean']:>9.4f} {row['auc_std']:>8.4f} "
             f"{row['brier_mean']:>7.4f} {row['ece_mean']:>7.4f} {row['fit_seconds']:>7.1f}"
         )
-
-
-@contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send anything written to stdout (by Python or by native libraries) to stderr meanwhile,
-    so that ``--json`` output stays exactly one object."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:
-        saved = None
-    try:
-        if saved is not None:
-            os.dup2(2, 1)
-        with redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        if saved is not None:
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (env LOANRISK_HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (env LOANRISK_PORT)")] = None,
-) -> None:
-    """Serve the registry's champion over HTTP."""
-    import uvicorn
-
-    from service.config import Settings
-
-    settings = Settings()
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level.lower(),
-        access_log=settings.access_log,
-        log_config=None,  # the app configures JSON logging for uvicorn's loggers too
-    )
-
-
-@app.command()
-def up() -> None:
-    """Train the default model if there is no champion, then run the MLflow UI and the service."""
-    from models.mlflow_flavor import tracking_uri
-
-    # Training runs in its own process so the long-lived service never holds TensorFlow in memory.
-    # An empty registry has nothing to serve: the first model is promoted even if the gate would
-    # hold it back, and the run records the override and the gate's verdict.
-    trained = subprocess.run(
-        [sys.executable, "-m", "training.cli", "train", "--if-no-champion", "--force-promote"]
-    )
-    if trained.returncode != 0:
-        raise typer.Exit(trained.returncode)
-    uri = tracking_uri()
-    ui: subprocess.Popen[bytes] | None = None
-    if uri.startswith(("http://", "https://")):
-        typer.echo(f"MLflow UI: {uri}")
-    else:
-        mlflow_port = os.environ.get("MLFLOW_PORT", "5000")
-        ui = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                uri,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                mlflow_port,
-                "--workers",
-                "1",
-            ],
-        )
-        time.sleep(1)
-        typer.echo(f"MLflow UI: http://127.0.0.1:{mlflow_port}")
-    try:
-        serve(host=None, port=None)
-    finally:
-        if ui is not None:
-            ui.terminate()
-            ui.wait(timeout=15)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.training.experiments.support import assert_nothing_logged, assert_one_line_error
+from tests.lesson.experiments.support import assert_nothing_logged, assert_one_line_error
 
 
 @pytest.mark.slow
