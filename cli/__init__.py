@@ -1,7 +1,7 @@
 """The ``loanrisk`` command: train models, serve them, or bring the whole local stack up.
 
-Each command lives in the module of its kind (``cli.train``, ``cli.serve``, ``cli.experiment``)
-as a plain function; this module only names them on the app.
+Each command lives in the module of its kind (``cli.train``, ``cli.serve``, ``cli.synth``,
+``cli.experiment``) as a plain function; this module only names them on the app.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import typer
 
 from cli.experiment import experiment_app
 from cli.serve import serve, up
+from cli.synth import synth
 from cli.train import benchmark, train
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.command()(train)
 app.command()(benchmark)
 app.command()(serve)
 app.command()(up)
+app.command()(synth)
 app.add_typer(experiment_app, name="experiment")
 
 

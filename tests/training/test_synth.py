@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
+from cli.synth import synth
 from models.contract import Schema
 from models.preprocessing import Preprocessor
 from training.data import load_dataset
@@ -32,7 +33,6 @@ from training.synth import (
     generate,
     write_synthetic,
 )
-from training.synth_command import synth
 
 
 def frame_of(seed: int, rows: int, block_rows: int = BLOCK_ROWS) -> tuple[pd.DataFrame, np.ndarray]:

@@ -1,5 +1,4 @@
-"""``loanrisk synth``: write a synthetic loan book of any size (the command; training/synth.py is
-the generator). Registered on the ``loanrisk`` app with ``app.command()(synth)``."""
+"""``loanrisk synth``: write a synthetic loan book of any size (generator: training/synth.py)."""
 
 from __future__ import annotations
 
@@ -49,7 +48,3 @@ def synth(
         f"{seconds:.1f} s ({result.rows / seconds:,.0f} rows/s)"
     )
     typer.echo(f"schema: {result.schema_path} (target default, positive label yes)")
-
-
-if __name__ == "__main__":
-    typer.run(synth)
