@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import io
 import os
 import sqlite3
 import time
@@ -22,6 +23,7 @@ from service.audit import (
     DecisionColumns,
     JSONTextColumn,
     make_engine,
+    protocol,
 )
 from service.audit.rows import RowWriter
 from service.audit.schema import metadata
@@ -421,3 +423,36 @@ def test_the_writer_task_outlives_a_writer_that_cannot_be_stopped(
     audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
     assert audit.count() == 2
     audit.engine.dispose()
+
+
+def test_the_writer_process_has_no_database_url_on_its_command_line(tmp_path: Path) -> None:
+    # Every local user can read a process's arguments (ps); the URL may hold a password.
+    url = f"sqlite:///{tmp_path / 'audit-secret.db'}"
+
+    async def scenario(audit: AuditTrail) -> None:
+        assert audit._process is not None
+        arguments = Path(f"/proc/{audit._process.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"service.audit.writer" in arguments
+        assert not any(b"audit-secret" in argument for argument in arguments)
+        await audit.record(decision_rows(1, "written"))  # it got the URL all the same
+
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("no /proc")
+    audit = _run_trail(url, scenario)
+    assert audit.count() == 1
+    audit.engine.dispose()
+
+
+def test_messages_read_back_as_written() -> None:
+    rows = [(1, "a", None, 2.5), (2, "b", "{}", 0.0)]
+    stream = io.BytesIO(
+        protocol.message("open", "sqlite:///x.db")
+        + protocol.message("part", rows)
+        + protocol.message("commit", [])
+    )
+    assert protocol.read_message(stream) == ("open", "sqlite:///x.db")
+    assert protocol.read_message(stream) == ("part", rows)
+    assert protocol.read_message(stream) == ("commit", [])
+    assert protocol.read_message(stream) is None
+    assert protocol.failure_of(protocol.reply(None)) is None
+    assert protocol.failure_of(protocol.reply("IntegrityError")) == "IntegrityError"
