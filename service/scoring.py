@@ -15,7 +15,6 @@ import functools
 import itertools
 import math
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -121,12 +120,9 @@ def _send_to_audit(audit: AuditTrail, decided: _Decided) -> asyncio.Future[None]
     if decided.batch_id is None:
         return audit.submit(decided.single_row())
     count = len(decided.records)
-    with audit.transaction() if count > PART_ROWS else nullcontext() as transaction:
-        if transaction is None:
-            return audit.submit(decided.batch_rows(0, count))
-        for start, stop in _parts(count):
-            transaction.send(decided.batch_rows(start, stop))
-        return transaction.commit()
+    if count <= PART_ROWS:
+        return audit.submit(decided.batch_rows(0, count))
+    return audit.submit_parts(decided.batch_rows(start, stop) for start, stop in _parts(count))
 
 
 def _parts(count: int) -> list[tuple[int, int]]:

@@ -1,6 +1,8 @@
 """The audit writer on SQLite and on a real PostgreSQL: multi-row inserts, JSON, timestamps."""
 
 import asyncio
+import contextlib
+import io
 import os
 import sqlite3
 import time
@@ -16,16 +18,17 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service.audit import (
-    PIPE_BYTES,
     AuditTrail,
     AuditUnavailable,
     DecisionColumns,
     JSONTextColumn,
-    RowWriter,
     make_engine,
-    metadata,
+    protocol,
 )
-from service.audit_writer import Committer
+from service.audit.rows import RowWriter
+from service.audit.schema import metadata
+from service.audit.trail import PIPE_BYTES
+from service.audit.writer import Committer
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -183,22 +186,52 @@ def _run_trail(url: str, scenario: Callable[[AuditTrail], Awaitable[None]]) -> A
     return asyncio.run(run())
 
 
-def test_a_transaction_sent_in_parts_commits_whole_with_the_next_group(audit_url: str) -> None:
+def test_parts_sent_ahead_commit_whole_with_the_next_group(audit_url: str) -> None:
     parts = [decision_rows(200, f"part-{i}") for i in range(3)]
     singles = decision_rows(2, "singles")
 
     async def scenario(audit: AuditTrail) -> None:
         waiting = audit.submit(singles)  # queued before the parts, committed after them
-        with audit.transaction() as transaction:
-            assert transaction is not None
-            for rows in parts:
-                transaction.send(rows)
-            committed = transaction.commit()
+        process = audit._process
+        committed = audit.submit_parts(iter(parts))
+        assert audit._parts_awaiting_commit  # they went ahead, not as one group
         await asyncio.gather(waiting, committed)
+        assert audit._process is process
 
     audit = _run_trail(audit_url, scenario)
     assert audit.count() == 602
     assert audit.get(parts[1][5]["request_id"])["inputs"] == parts[1][5]["inputs"]
+    audit.engine.dispose()
+
+
+def test_each_part_goes_to_the_writer_as_soon_as_it_is_built(tmp_path: Path) -> None:
+    # The iterator builds its parts lazily: the writer process inserts one while the next is
+    # built. Seen from the iterator: the previous part's message is on the pipe already.
+    parts = [decision_rows(20, f"part-{i}") for i in range(3)]
+    seen: list[int] = []
+
+    async def scenario(audit: AuditTrail) -> None:
+        assert audit._pipe is not None
+        pipe = audit._pipe
+        written = [0]
+        write = pipe.write
+
+        def counting(data: bytes) -> None:
+            written[0] += 1
+            write(data)
+
+        pipe.write = counting  # type: ignore[method-assign]
+
+        def build() -> Iterator[list[dict]]:
+            for rows in parts:
+                seen.append(written[0])
+                yield rows
+
+        await audit.submit_parts(build())
+
+    audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
+    assert seen == [0, 1, 2]
+    assert audit.count() == 60
     audit.engine.dispose()
 
 
@@ -217,17 +250,17 @@ def test_a_group_of_row_dicts_and_columns_commits_both(audit_url: str) -> None:
     audit.engine.dispose()
 
 
-def test_leaving_a_transaction_without_committing_rolls_its_parts_back(audit_url: str) -> None:
+def test_parts_whose_iterator_raises_are_rolled_back(audit_url: str) -> None:
     sent, later = decision_rows(50, "abandoned"), decision_rows(4, "later")
 
+    def build() -> Iterator[list[dict]]:
+        yield sent
+        raise RuntimeError("failed while building the next part")
+
     async def scenario(audit: AuditTrail) -> None:
-        with (
-            pytest.raises(RuntimeError, match="while building"),
-            audit.transaction() as transaction,
-        ):
-            assert transaction is not None
-            transaction.send(sent)
-            raise RuntimeError("failed while building the next part")
+        with pytest.raises(RuntimeError, match="while building"):
+            audit.submit_parts(build())
+        assert not audit._parts_awaiting_commit
         await audit.record(later)
 
     audit = _run_trail(audit_url, scenario)
@@ -243,11 +276,7 @@ def test_a_failed_part_fails_its_commit_and_keeps_nothing_of_it(audit_url: str) 
     outcome: dict[str, object] = {}
 
     async def scenario(audit: AuditTrail) -> None:
-        with audit.transaction() as transaction:
-            assert transaction is not None
-            transaction.send(first)
-            transaction.send(clash)
-            committed = transaction.commit()
+        committed = audit.submit_parts(iter([first, clash]))
         with pytest.raises(AuditUnavailable, match="audit database write failed"):
             await committed
         await audit.record(decision_rows(2, "after"))  # the writer goes on
@@ -263,13 +292,18 @@ def test_parts_lost_with_a_dead_writer_fail_their_commit(tmp_path: Path) -> None
     rows = decision_rows(40, "orphaned")
 
     async def scenario(audit: AuditTrail) -> None:
-        with audit.transaction() as transaction:
-            assert transaction is not None
-            transaction.send(rows)
-            assert audit._process is not None
-            audit._process.kill()
-            await audit._process.wait()
-            committed = transaction.commit()
+        assert audit._process is not None
+        process = audit._process
+
+        def build() -> Iterator[list[dict]]:
+            yield rows
+            # Dies with the part, before its commit is queued: gone before the writer task
+            # writes the commit, which then goes to a dead pipe or to a new writer process.
+            process.kill()
+            with contextlib.suppress(ChildProcessError):  # the event loop reaped it already
+                os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+
+        committed = audit.submit_parts(build())
         with pytest.raises(AuditUnavailable, match="exited"):
             await committed
         await audit.record(decision_rows(1, "after"))  # a new writer takes over
@@ -279,63 +313,85 @@ def test_parts_lost_with_a_dead_writer_fail_their_commit(tmp_path: Path) -> None
     audit.engine.dispose()
 
 
-def test_no_transaction_without_a_running_trail(tmp_path: Path) -> None:
+def test_no_parts_without_a_running_trail(tmp_path: Path) -> None:
     audit = AuditTrail(f"sqlite:///{tmp_path / 'audit.db'}")
-    with audit.transaction() as transaction:
-        assert transaction is None
+    built: list[int] = []
+
+    def build() -> Iterator[list[dict]]:
+        built.append(1)
+        yield decision_rows(1, "never")
+
+    with pytest.raises(AuditUnavailable, match="not running"):
+        audit.submit_parts(build())
+    assert built == []  # refused before anything was built
     audit.engine.dispose()
 
 
-def test_no_transaction_while_a_group_waits_to_be_written(tmp_path: Path) -> None:
+def test_parts_go_as_one_group_while_a_group_waits_to_be_written(tmp_path: Path) -> None:
     # A group taken from the queue while a new writer process starts is written after any parts
     # sent meanwhile, and would commit them: no parts are sent then.
+    parts = [decision_rows(10, f"part-{i}") for i in range(2)]
+
     async def scenario(audit: AuditTrail) -> None:
         audit._composing = True
-        with audit.transaction() as transaction:
-            assert transaction is None
+        committed = audit.submit_parts(iter(parts))
+        assert not audit._parts_awaiting_commit  # queued as one group
         audit._composing = False
-        with audit.transaction() as transaction:
-            assert transaction is not None
-            transaction.commit()
+        await committed
+        await audit.submit_parts(iter([decision_rows(5, "ahead")]))
 
     audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
+    assert audit.count() == 25
     audit.engine.dispose()
 
 
-def test_a_second_transaction_waits_until_the_first_is_committed(audit_url: str) -> None:
+def test_second_parts_go_as_one_group_until_the_first_are_committed(audit_url: str) -> None:
     # Both would share the writer's one open transaction, and the second's abort would roll
     # back the first's parts: the second sends its rows as one group instead.
-    first = decision_rows(300, "first")
+    first, second, third = (decision_rows(300, name) for name in ("first", "second", "third"))
 
     async def scenario(audit: AuditTrail) -> None:
-        with audit.transaction() as transaction:
-            assert transaction is not None
-            transaction.send(first)
-            committed = transaction.commit()
-        with audit.transaction() as second:
-            assert second is None
-        await committed
-        with audit.transaction() as third:  # the commit has been written: free again
-            assert third is not None
-            third.commit()
+        committed = audit.submit_parts(iter([first]))
+        assert audit._parts_awaiting_commit
+        queued = len(audit._pending)
+        also = audit.submit_parts(iter([second]))
+        assert len(audit._pending) == queued + 1
+        assert audit._pending[-1][0] == (second,)  # the whole of it, in the group
+        await asyncio.gather(committed, also)
+        assert not audit._parts_awaiting_commit  # the commit has been written: free again
+        await audit.submit_parts(iter([third]))
 
     audit = _run_trail(audit_url, scenario)
-    assert audit.count() == 300
+    assert audit.count() == 900
     audit.engine.dispose()
 
 
-def test_a_group_that_cannot_be_sent_takes_its_transaction_parts_with_it(
-    audit_url: str,
-) -> None:
+def test_parts_built_by_a_nested_call_go_as_one_group(tmp_path: Path) -> None:
+    # An iterator that itself submits parts (nothing does today) must not interleave its parts
+    # with the outer ones in the writer's open transaction.
+    outer, inner = decision_rows(10, "outer"), decision_rows(10, "inner")
+    futures: list[asyncio.Future[None]] = []
+
+    async def scenario(audit: AuditTrail) -> None:
+        def build() -> Iterator[list[dict]]:
+            yield outer
+            futures.append(audit.submit_parts(iter([inner])))
+
+        futures.append(audit.submit_parts(build()))
+        await asyncio.gather(*futures)
+
+    audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
+    assert audit.count() == 20
+    audit.engine.dispose()
+
+
+def test_a_group_that_cannot_be_sent_takes_its_parts_with_it(audit_url: str) -> None:
     parts = decision_rows(300, "parts")
     broken = decision_rows(1, "broken")
     del broken[0]["score"]  # a row the driver values cannot be made of
 
     async def scenario(audit: AuditTrail) -> None:
-        with audit.transaction() as transaction:
-            assert transaction is not None
-            transaction.send(parts)
-            committed = transaction.commit()
+        committed = audit.submit_parts(iter([parts]))
         refused = audit.submit(broken)
         for future in (committed, refused):
             with pytest.raises(AuditUnavailable, match="audit writer failed"):
@@ -367,3 +423,36 @@ def test_the_writer_task_outlives_a_writer_that_cannot_be_stopped(
     audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
     assert audit.count() == 2
     audit.engine.dispose()
+
+
+def test_the_writer_process_has_no_database_url_on_its_command_line(tmp_path: Path) -> None:
+    # Every local user can read a process's arguments (ps); the URL may hold a password.
+    url = f"sqlite:///{tmp_path / 'audit-secret.db'}"
+
+    async def scenario(audit: AuditTrail) -> None:
+        assert audit._process is not None
+        arguments = Path(f"/proc/{audit._process.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"service.audit.writer" in arguments
+        assert not any(b"audit-secret" in argument for argument in arguments)
+        await audit.record(decision_rows(1, "written"))  # it got the URL all the same
+
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("no /proc")
+    audit = _run_trail(url, scenario)
+    assert audit.count() == 1
+    audit.engine.dispose()
+
+
+def test_messages_read_back_as_written() -> None:
+    rows = [(1, "a", None, 2.5), (2, "b", "{}", 0.0)]
+    stream = io.BytesIO(
+        protocol.message("open", "sqlite:///x.db")
+        + protocol.message("part", rows)
+        + protocol.message("commit", [])
+    )
+    assert protocol.read_message(stream) == ("open", "sqlite:///x.db")
+    assert protocol.read_message(stream) == ("part", rows)
+    assert protocol.read_message(stream) == ("commit", [])
+    assert protocol.read_message(stream) is None
+    assert protocol.failure_of(protocol.reply(None)) is None
+    assert protocol.failure_of(protocol.reply("IntegrityError")) == "IntegrityError"

@@ -1,12 +1,10 @@
 """The audit writer process: commits groups of decision records sent by the service.
 
-Started by :class:`service.audit.AuditTrail` as ``python -m service.audit_writer URL``. Reads
-messages from stdin: a 4-byte big-endian length, then a pickled ``(kind, rows)``, the rows being
-driver values in column order as ``RowWriter.values`` makes them (only the service that started
-this process can write to its stdin). A ``commit`` message's rows are inserted and the transaction
-committed, and one line answers it on stdout: ``ok``, or the name of the error that prevented the
-commit. A ``part``'s rows are inserted into the open transaction without an answer (a large batch
-sent ahead of its commit); ``abort`` rolls the open transaction back. Exits when stdin ends.
+Started by :class:`service.audit.AuditTrail` as ``python -m service.audit.writer``. Reads the
+messages of :mod:`service.audit.protocol` from stdin, the database URL first: a ``commit``'s rows
+are inserted and the transaction committed, and one line answers it on stdout; a ``part``'s rows
+are inserted into the open transaction without an answer (a large batch sent ahead of its
+commit); ``abort`` rolls the open transaction back. Exits when stdin ends.
 
 On SQLite, committed pages are copied from the write-ahead log into the database file (a
 checkpoint) by a thread of this process rather than by the commit that happens to cross SQLite's
@@ -17,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import sys
 import threading
 from collections.abc import Sequence
@@ -26,7 +23,9 @@ from typing import Any, BinaryIO
 from sqlalchemy import Engine
 from sqlalchemy.pool import PoolProxiedConnection
 
-from service.audit import RowWriter, make_engine
+from service.audit import protocol
+from service.audit.rows import RowWriter
+from service.audit.schema import make_engine
 
 logger = logging.getLogger("loanrisk.audit")
 
@@ -165,18 +164,18 @@ class Checkpointer:
 
 
 def serve(url: str, source: BinaryIO, sink: BinaryIO) -> None:
-    """Commit every message read from ``source``, answering each on ``sink``."""
+    """Commit every message read from ``source`` (after the ``open``), answering each commit on
+    ``sink``."""
     committer = Committer(make_engine(url))
     try:
-        while header := source.read(4):
-            kind, rows = pickle.loads(source.read(int.from_bytes(header, "big")))
+        while (message := protocol.read_message(source)) is not None:
+            kind, rows = message
             if kind == "part":
                 committer.insert(rows)
             elif kind == "abort":
                 committer.abort()
             else:
-                failure = committer.commit(rows)
-                sink.write(b"ok\n" if failure is None else f"{failure}\n".encode())
+                sink.write(protocol.reply(committer.commit(rows)))
                 sink.flush()
     finally:
         committer.close()
@@ -184,7 +183,14 @@ def serve(url: str, source: BinaryIO, sink: BinaryIO) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s audit-writer %(message)s")
-    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+    source = sys.stdin.buffer
+    opening = protocol.read_message(source)
+    if opening is None:  # the service went before sending anything
+        return
+    kind, url = opening
+    if kind != "open":
+        raise SystemExit(f"audit writer: expected the database URL first, got {kind!r}")
+    serve(url, source, sys.stdout.buffer)
 
 
 if __name__ == "__main__":

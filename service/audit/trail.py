@@ -1,0 +1,314 @@
+"""The group-commit state machine: requests queue rows, one writer task commits them together.
+
+Writes go through one writer that commits whatever has queued up in a single transaction (group
+commit): each request still waits for its own record to be durable, but concurrent requests share a
+commit instead of queueing for one each. The writer is a separate process (``service.audit.writer``)
+inserting through the driver itself, one multi-row ``INSERT`` per group, with values converted by
+the columns' own SQLAlchemy bind processors, so rows read back through SQLAlchemy exactly as if it
+had written them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from service.audit import protocol
+from service.audit.rows import DecisionColumns, DecisionRows, RowWriter
+from service.audit.schema import decisions, make_engine
+
+logger = logging.getLogger("loanrisk.audit")
+
+
+class AuditUnavailable(RuntimeError):
+    """A decision could not be recorded; the request must not be answered."""
+
+
+# The parts of the rows queued for the next group (one for ``submit``, none for the commit of
+# parts already sent), the future their request waits on, and the writer process their parts
+# went to (None for rows sent with the group).
+_Pending = tuple[tuple[DecisionRows, ...], asyncio.Future[None], int | None]
+
+
+class AuditTrail:
+    """Owns the writer process; ``record`` resolves once the rows are committed.
+
+    Requests hand their rows to a writer task on the event loop and wait on a future. The writer
+    task sends everything queued to the writer process (``service.audit.writer``) as one message
+    and settles all the futures when the process answers that the group is committed. A large
+    batch may send its rows ahead in parts (:meth:`submit_parts`), committed with the next group.
+    The database work runs in that process: in a thread of this one, the driver's every call gave
+    up and retook the GIL the event loop needs (callgrind and /proc measurements in
+    docs/serving.md). Reads (``get``, ``count``) go through this process's own engine.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url)
+        # Built now so that an unsupported driver is refused at start, not on the first request.
+        self._rows = RowWriter(self.engine)
+        self._pending: list[_Pending] = []
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._process: asyncio.subprocess.Process | None = None
+        self._pipe: asyncio.WriteTransport | None = None  # the writer process's stdin
+        self._generation = 0  # counts writer processes: parts sent to one die with it
+        self._composing = False  # a group is taken from the queue and not yet written
+        self._parts_awaiting_commit = False  # parts sent to the writer precede no commit yet
+
+    async def start(self) -> None:
+        """Bring the schema up to date, start the writer process and the task feeding it.
+
+        Raises :class:`~service.audit.migrations.AuditSchemaError` (a one-line reason) when the
+        database's schema is newer than this code or cannot be upgraded.
+        """
+        # Here, not at the top: the writer process imports this package and needs no Alembic.
+        from service.audit.migrations import upgrade
+
+        await asyncio.to_thread(upgrade, self.url)
+        await self._spawn()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._writer = asyncio.create_task(self._write_forever(), name="audit-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop the writer process."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._stopping = True
+            assert self._wake is not None
+            self._wake.set()
+            await writer
+        await self._end_process()
+        self.engine.dispose()
+
+    async def record(self, rows: DecisionRows) -> None:
+        """Queue rows and wait until they are committed; raise AuditUnavailable if they are not.
+
+        Each row is a dict holding every column of ``decisions``, or the rows come as
+        :class:`DecisionColumns`.
+        """
+        await self.submit(rows)
+
+    def submit(self, rows: DecisionRows) -> asyncio.Future[None]:
+        """Queue rows for the next group; the future resolves once they are committed.
+
+        The writer task sends the group at the event loop's next turn: a caller that yields once
+        (``await asyncio.sleep(0)``) can do other work while the writer process commits.
+        """
+        return self._queue((rows,), None)
+
+    def submit_parts(self, parts: Iterator[DecisionRows]) -> asyncio.Future[None]:
+        """Send rows ahead to the writer, part by part, and commit them whole with the next group;
+        the future resolves once every part is committed, and fails if any part was lost.
+
+        Consumes ``parts`` here and now, sending each part as soon as the iterator produces it: a
+        large batch builds its parts lazily, so the writer process inserts one part while the
+        service builds the next. Being a plain function is what keeps other groups out: nothing
+        can reach the writer between the parts and their commit, which is queued like any group.
+        If the iterator raises, the parts sent are rolled back and the exception propagates.
+        When no writer process is running (or parts cannot go ahead now, see below), the parts
+        are collected and submitted as one group. Raises AuditUnavailable if the trail is not
+        running.
+        """
+        pipe, process = self._pipe, self._process
+        self._check_running()
+        # Not while a group taken from the queue waits to be written (a new writer process is
+        # being started for it): it would commit these parts with it, and its failure would not
+        # be theirs to see. Nor while other parts await their commit (sent by a call that the
+        # iterator made, or before the writer task has written their commit): both would share
+        # the writer's one open transaction, and one's abort would roll back the other's.
+        if (
+            pipe is None
+            or pipe.is_closing()
+            or process is None
+            or process.returncode is not None
+            or self._composing
+            or self._parts_awaiting_commit
+        ):
+            return self._queue(tuple(parts), None)
+        generation = self._generation
+        # Until the writer task writes the next commit, which takes these parts along.
+        self._parts_awaiting_commit = True
+        try:
+            for rows in parts:
+                pipe.write(protocol.message("part", self._rows.values(rows)))
+        except BaseException:
+            pipe.write(protocol.message("abort", []))
+            self._parts_awaiting_commit = False
+            raise
+        return self._queue((), generation)
+
+    def _check_running(self) -> None:
+        if self._writer is None or self._wake is None:
+            raise AuditUnavailable("audit trail is not running")
+
+    def _queue(
+        self, parts: tuple[DecisionRows, ...], generation: int | None
+    ) -> asyncio.Future[None]:
+        self._check_running()
+        assert self._wake is not None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((parts, future, generation))
+        self._wake.set()
+        return future
+
+    async def _write_forever(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._commit_pending()
+            if self._stopping and not self._pending:
+                return
+
+    async def _commit_pending(self) -> None:
+        group, self._pending = self._pending, []
+        if not group:
+            return
+        records = [
+            row
+            for parts, _, _ in group
+            for rows in parts
+            if not isinstance(rows, DecisionColumns)
+            for row in rows  # type: ignore[union-attr]
+        ]
+        generation = None
+        self._composing = True
+        try:
+            values = self._rows.values(records)
+            for parts, _, _ in group:
+                for rows in parts:
+                    if isinstance(rows, DecisionColumns):
+                        values += self._rows.values(rows)
+            generation, failure = await self._send(values)
+        except Exception as exc:  # the writer must outlive anything, or requests wait forever
+            logger.exception("audit writer failed")
+            failure = f"audit writer failed: {type(exc).__name__}"
+            # Its open transaction (parts of a batch in this group) must not be committed by the
+            # next group, and a reply may be on its way: a new writer process starts afresh.
+            try:
+                await self._end_process()
+            except Exception:  # it is forgotten all the same: the next group starts another
+                logger.exception("audit writer could not be stopped")
+        finally:
+            self._composing = False
+        for _, future, required in group:
+            if future.done():  # its request was cancelled (client gone)
+                continue
+            if failure is None and required not in (None, generation):
+                # Its parts went to a writer process that has since died.
+                future.set_exception(AuditUnavailable("audit writer process exited"))
+            elif failure is None:
+                future.set_result(None)
+            else:
+                future.set_exception(AuditUnavailable(failure))
+
+    async def _send(self, rows: list[tuple[Any, ...]]) -> tuple[int, str | None]:
+        """One group to the writer process: which process took it, and None once committed,
+        else why not."""
+        if self._process is None or self._process.returncode is not None:
+            # It died (or could not start) since the last group: start another one.
+            await self._end_process()
+            await self._spawn()
+        process, pipe, generation = self._process, self._pipe, self._generation
+        assert process is not None and process.stdout is not None and pipe is not None
+        pipe.write(protocol.message("commit", rows))
+        self._composing = self._parts_awaiting_commit = False
+        try:
+            reply = await process.stdout.readline()
+        except ConnectionResetError:
+            reply = b""
+        if not reply:
+            await self._end_process()
+            return generation, "audit writer process exited"
+        failure = protocol.failure_of(reply)
+        if failure is None:
+            return generation, None
+        return generation, f"audit database write failed: {failure}"
+
+    async def _spawn(self) -> None:
+        project = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH")) if p)
+        # A pipe of our own rather than the event loop's: ours can be widened (uvloop gives its
+        # subprocesses socket pairs).
+        read_end, write_end = os.pipe()
+        try:
+            _widen_pipe(write_end)
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "service.audit.writer",
+                stdin=read_end,
+                stdout=asyncio.subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        # The transport writes what the pipe takes at once and the rest as it drains, so a
+        # message is never half written, whoever writes it and whatever awaits follow.
+        self._pipe, _ = await asyncio.get_running_loop().connect_write_pipe(
+            asyncio.BaseProtocol, os.fdopen(write_end, "wb", buffering=0)
+        )
+        # The URL (its password included) on the pipe, not on the command line.
+        self._pipe.write(protocol.message("open", self.url))
+        self._generation += 1
+
+    async def _end_process(self) -> None:
+        process, self._process = self._process, None
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()  # end of input, once written out: the writer commits nothing more, exits
+        if process is None:
+            return
+        try:
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):  # it exited just now
+                process.kill()
+            await process.wait()
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = (
+                connection.execute(select(decisions).where(decisions.c.request_id == request_id))
+                .mappings()
+                .first()
+            )
+        return dict(row) if row is not None else None
+
+    def count(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(decisions)).scalar_one())
+
+
+# A 1,000-applicant group pickles to ~0.7 MB. Through Linux's default 64 KB pipe it went over in
+# pieces, each waiting for the event loop to come back to the pipe; in a pipe this wide it goes
+# in one write and the writer process starts on it at once.
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+    if set_size is None:
+        return
+    try:
+        fcntl.fcntl(fd, set_size, PIPE_BYTES)
+    except OSError as exc:  # above /proc/sys/fs/pipe-max-size: the default pipe still works
+        logger.info("audit pipe keeps its default size: %s", exc)
