@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 
 ## Train the default model if the registry has no champion, then run the MLflow UI and the service.
 run: install
+	$(BIN)/loanrisk db upgrade
 	$(BIN)/loanrisk up
 
 ## The whole suite, slow and end-to-end tests included.

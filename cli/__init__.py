@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.db import db_app
 from cli.experiment import experiment_app
 from cli.serve import serve, up
 from cli.synth import synth
@@ -25,6 +26,7 @@ app.command()(serve)
 app.command()(up)
 app.command()(synth)
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:
