@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from models.calibration import Calibrator
 from models.mlflow_flavor import log_risk_model
-from models.network import DenseStack, NetworkConfig, build_network
+from models.network import MemberWeights, NetworkConfig, ScoringNetwork, build_network
 from models.preprocessing import Preprocessor
 from models.risk_model import RiskModel
 from tests.conftest import CREDIT_DATA
@@ -42,18 +42,21 @@ def linear_model(dataset: Dataset, coefficients: np.ndarray | None, sign: float)
     if coefficients is None:
         coefficients = LogisticRegression(max_iter=2000).fit(x, dataset.y).coef_[0]
     v = (sign * coefficients).astype(np.float32)
-    stack = DenseStack(
+    member = MemberWeights(
         weights=(np.stack([v, -v], axis=1), np.array([[1.0], [-1.0]], dtype=np.float32)),
         biases=(np.zeros(2, dtype=np.float32), np.zeros(1, dtype=np.float32)),
     )
-    return RiskModel(dataset.contract, preprocessor, stack, calibrator=Calibrator())
+    return RiskModel(
+        dataset.contract, preprocessor, ScoringNetwork((member,)), calibrator=Calibrator()
+    )
 
 
 def logged_uri(model: RiskModel, dataset: Dataset) -> str:
     """Log ``model`` (with an equivalent Keras network for the pyfunc) and return its URI."""
     keras_model = build_network(model.preprocessor.width, NetworkConfig(hidden_units=(2,)), 0)
+    (member,) = model.network.members
     keras_model.set_weights(
-        [w for pair in zip(model.network.weights, model.network.biases, strict=True) for w in pair]
+        [w for pair in zip(member.weights, member.biases, strict=True) for w in pair]
     )
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run():
         directory = Path(tmp) / "risk_model"
@@ -85,7 +88,7 @@ def gate_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateStore]:
         mlflow.set_experiment("gate-models")
         loans = load_dataset(write_loans(directory, rows=400, seed=3))
         good = linear_model(loans, None, 1.0)
-        bad = linear_model(loans, good.network.weights[0][:, 0], -1.0)
+        bad = linear_model(loans, good.network.members[0].weights[0][:, 0], -1.0)
         credit = load_dataset(CREDIT_DATA)
         foreign = linear_model(credit, None, 1.0)
         scores = {
