@@ -18,6 +18,7 @@ from models.calibration import Calibrator
 from models.mlflow_flavor import log_risk_model
 from models.network import MemberWeights, NetworkConfig, ScoringNetwork, build_network
 from models.preprocessing import Preprocessor
+from models.registered import RegistryError, RegistryFailure, load_registered
 from models.risk_model import RiskModel
 from tests.conftest import CREDIT_DATA
 from tests.loan_data import write_loans
@@ -203,6 +204,25 @@ def test_force_promote_overrides_the_gate_and_is_recorded(store: GateStore) -> N
     assert tags[TAG_DECISION] == "forced" and tags[TAG_FORCED] == "true"
     assert tags[TAG_REASON].startswith("forced promotion (")
     assert "below champion" in tags[TAG_REASON] and "logreg" in tags[TAG_REASON]
+
+
+def test_a_registered_version_loads_by_alias_or_by_number(store: GateStore) -> None:
+    register(store.bad, "loading", CHAMPION)
+    register(store.good, "loading", CHALLENGER)
+    by_alias = load_registered("loading", alias=CHALLENGER)
+    by_number = load_registered("loading", version="2")
+    assert (
+        (by_alias.name, by_alias.version) == (by_number.name, by_number.version) == ("loading", "2")
+    )
+    assert by_alias.run_id == MlflowClient().get_model_version("loading", "2").run_id is not None
+    auc = roc_auc_score(store.loans.y, by_alias.risk_model.score_frame(store.loans.features))
+    assert auc == pytest.approx(store.good_auc)
+    with pytest.raises(RegistryError) as missing:
+        load_registered("loading", version="3")
+    assert missing.value.failure is RegistryFailure.NOT_FOUND
+    with pytest.raises(RegistryError) as no_alias:
+        load_registered("loading", alias="retired")
+    assert no_alias.value.failure is RegistryFailure.NOT_FOUND
 
 
 def test_decide_names_every_failed_rule() -> None:
