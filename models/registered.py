@@ -38,7 +38,7 @@ class RegistryError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RegisteredModel:
+class RegisteredVersion:
     """One registered version, loaded for scoring (NumPy path; TensorFlow is not imported).
 
     ``metrics`` are the evaluation metrics the training run saved with the model, flattened as
@@ -68,7 +68,7 @@ def resolve_alias(name: str, alias: str) -> str:
 
 def load_registered(
     name: str, *, alias: str | None = None, version: str | None = None
-) -> RegisteredModel:
+) -> RegisteredVersion:
     """Resolve one version of ``name`` (by ``alias`` or by ``version``: exactly one), download it
     to a temporary directory and load its RiskModel.
 
@@ -85,7 +85,7 @@ def load_registered(
             raise RegistryError(
                 RegistryFailure.BROKEN, f"could not load {name} version {number}: {exc}"
             ) from None
-    return RegisteredModel(
+    return RegisteredVersion(
         name=name,
         version=number,
         run_id=found.run_id,

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from models.registered import (
-    RegisteredModel,
+    RegisteredVersion,
     RegistryError,
     RegistryFailure,
     load_registered,
@@ -59,7 +59,7 @@ class ModelUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class LoadedModel(RegisteredModel):
+class LoadedModel(RegisteredVersion):
     """One registered version, ready to serve. Immutable: a reload swaps the whole object."""
 
     alias: str
@@ -79,7 +79,7 @@ def load_version(name: str, version: str, alias: str, batch_max: int) -> LoadedM
     contract = registered.risk_model.contract
     example = registered.risk_model.metadata.get("example_applicant")
     return LoadedModel(
-        **{f.name: getattr(registered, f.name) for f in fields(RegisteredModel)},
+        **{f.name: getattr(registered, f.name) for f in fields(RegisteredVersion)},
         alias=alias,
         applicant=applicant_schema(contract, example),
         records=RecordValidator(contract, batch_max),
