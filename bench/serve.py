@@ -306,13 +306,12 @@ def main() -> None:
         )
         import mlflow
 
+        from models.registered import download_registered
+        from models.risk_model import CONTRACT_FILE
+
         mlflow.set_tracking_uri(uri)
-        model_dir = Path(
-            mlflow.artifacts.download_artifacts(
-                "models:/loan-default@champion", dst_path=str(workdir / "model")
-            )
-        )
-        contract = model_dir / "artifacts" / "risk_model" / "contract.json"
+        model_dir = download_registered("loan-default", workdir / "model", alias="champion")
+        contract = model_dir / CONTRACT_FILE
 
         servers = {
             "loanrisk serve": (

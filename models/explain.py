@@ -87,7 +87,7 @@ class Reason(TypedDict):
 def input_gradients(network: ScoringNetwork, x: np.ndarray) -> np.ndarray:
     """d logit / d x for each row, by back-propagating through the ReLU layers (of every member,
     averaged, for a seed ensemble)."""
-    return np.asarray(network.logit_gradient(x))
+    return np.asarray(network.mean_logit_gradient(x))
 
 
 class Explainer:
@@ -150,9 +150,9 @@ class Explainer:
         """The network's logit for each row and its per-field attribution, in one pass.
 
         The rows themselves and the ``steps`` midpoints of each path from the baseline go through
-        the network together (see :meth:`StackedLayers.path_integrals`): scoring is the forward
-        half of explaining. Rows beyond ``CHUNK_ROWS`` are explained in chunks, shared with
-        ``threads``' helpers when given.
+        the network together (see :meth:`ScoringNetwork.mean_logits_and_path_gradients`): scoring
+        is the forward half of explaining. Rows beyond ``CHUNK_ROWS`` are explained in chunks,
+        shared with ``threads``' helpers when given.
         """
         steps = steps or self.steps
         if len(x) > CHUNK_ROWS:
@@ -170,7 +170,7 @@ class Explainer:
         return self._logits_and_contributions(x, steps)
 
     def _logits_and_contributions(self, x: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
-        logits, grad_sum = self.network.stacked.path_integrals(
+        logits, grad_sum = self.network.mean_logits_and_path_gradients(
             x, self._baseline_pre, self._alphas(steps)
         )
         contributions = ((x - self.baseline) * grad_sum) @ self._group_matrix
@@ -179,7 +179,7 @@ class Explainer:
 
     @cached_property
     def _baseline_pre(self) -> np.ndarray:
-        return self.network.stacked.first_layer(self.baseline[None, :])
+        return self.network.first_layer_pre_activations(self.baseline[None, :])
 
     def _alphas(self, steps: int) -> np.ndarray:
         alphas = self._alpha_cache.get(steps)

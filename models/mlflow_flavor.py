@@ -18,8 +18,8 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from models.contract import FeatureContract, FeatureSpec
+from models.registered import RISK_MODEL_ARTIFACT
 
-RISK_MODEL_ARTIFACT = "risk_model"
 OUTPUT_COLUMN = "probability_of_default"
 MODELS_PACKAGE_DIR = Path(__file__).resolve().parent
 

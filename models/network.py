@@ -1,12 +1,13 @@
 """The Keras DNN and its lean NumPy twin used for scoring.
 
 Keras (and TensorFlow) are imported inside the functions that need them: the scoring service runs
-the exported weights through :class:`DenseStack` and never imports TensorFlow.
+the exported weights through :class:`ScoringNetwork` and never imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -206,51 +207,17 @@ def keras_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-class _Members:
-    """What both network forms share: scoring runs through their members' stacked layers."""
+@dataclass(frozen=True, eq=False)
+class MemberWeights:
+    """One trained member's dense layers as plain float32 arrays: ReLU hidden layers, then the
+    linear logit unit. Data only; :class:`ScoringNetwork` computes with it.
 
-    @property
-    def members(self) -> tuple[DenseStack, ...]:
-        raise NotImplementedError
-
-    @cached_property
-    def stacked(self) -> StackedLayers:
-        return StackedLayers.of(self.members)
-
-    @property
-    def n_inputs(self) -> int:
-        return int(self.members[0].weights[0].shape[0])
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.stacked.logits(x)
-
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return sigmoid(self.logits(x))
-
-    def logit_gradient(self, x: np.ndarray) -> np.ndarray:
-        """d logit / d input for each row (same shape as ``x``): what attributions build on."""
-        return self.stacked.logits_and_gradients(x)[1]
-
-
-@dataclass(frozen=True)
-class DenseStack(_Members):
-    """The trained network's dense layers as plain arrays: ReLU hidden layers, linear logit.
-
-    Dropout is the identity at inference time, so these products reproduce ``model(x,
-    training=False)`` exactly (up to float rounding) at a fraction of the cost for small batches.
+    ``weights[i]`` is ``(in, out)`` and ``biases[i]`` is ``(out,)``; the last pair is the logit
+    layer, ``(units, 1)`` and ``(1,)``.
     """
 
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
-
-    @classmethod
-    def from_keras(cls, model: keras.Model) -> DenseStack:
-        dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
-        weights, biases = zip(*(layer.get_weights() for layer in dense), strict=True)
-        return cls(
-            tuple(np.asarray(w, dtype=np.float32) for w in weights),
-            tuple(np.asarray(b, dtype=np.float32) for b in biases),
-        )
 
     def __post_init__(self) -> None:
         if len(self.weights) < 2 or len(self.weights) != len(self.biases):
@@ -258,140 +225,168 @@ class DenseStack(_Members):
                 "a network needs at least one hidden layer and one bias vector per weight matrix"
             )
 
+    @classmethod
+    def from_keras(cls, model: keras.Model) -> MemberWeights:
+        """The ``Dense`` layers of a network built by :func:`build_network`, in order."""
+        dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+        weights, biases = zip(*(layer.get_weights() for layer in dense), strict=True)
+        return cls(
+            tuple(np.asarray(w, dtype=np.float32) for w in weights),
+            tuple(np.asarray(b, dtype=np.float32) for b in biases),
+        )
+
     def shapes(self) -> tuple[tuple[int, ...], ...]:
         return tuple(w.shape for w in self.weights)
 
-    @property
-    def members(self) -> tuple[DenseStack, ...]:
-        return (self,)
-
     def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """``{prefix}w0, {prefix}b0, ...``: the keys ``network.npz`` stores them under."""
         arrays = {f"{prefix}w{i}": w for i, w in enumerate(self.weights)}
         arrays |= {f"{prefix}b{i}": b for i, b in enumerate(self.biases)}
         return arrays
 
-    def save(self, path: Path) -> None:
-        np.savez(path, **self.arrays())
-
     @classmethod
-    def from_arrays(cls, data: Any, prefix: str = "") -> DenseStack:
+    def from_arrays(cls, data: Any, prefix: str = "") -> MemberWeights:
         count = len([k for k in data if k.startswith(f"{prefix}w")])
         return cls(
             tuple(np.asarray(data[f"{prefix}w{i}"]) for i in range(count)),
             tuple(np.asarray(data[f"{prefix}b{i}"]) for i in range(count)),
         )
 
-    @classmethod
-    def load(cls, path: Path) -> DenseStack:
-        with np.load(path) as data:
-            return cls.from_arrays({k: data[k] for k in data.files})
 
+@dataclass(frozen=True, eq=False)
+class ScoringNetwork:
+    """The trained network as NumPy arrays: an ensemble of one or more members (seeds), whose
+    logit is the mean of the members' logits.
 
-@dataclass(frozen=True)
-class DenseEnsemble(_Members):
-    """Several :class:`DenseStack` members trained from different seeds; the logit is their mean."""
+    Dropout is the identity at inference time, so these products reproduce the Keras model's
+    ``model(x, training=False)`` exactly (up to float rounding) at a fraction of the cost for small
+    batches.
 
-    stacks: tuple[DenseStack, ...]
+    The members' layers are stacked for scoring: each hidden layer's weights as ``(members, in,
+    out)``, multiplied in one ``matmul`` for all members; the output weights are divided by the
+    number of members, because the ensemble's logit is the mean of theirs. A request then costs a
+    few dozen NumPy calls whatever the ensemble size, and the gradient of the mean logit comes
+    back through the same stacks.
+
+    Every method takes encoded rows ``x`` (rows, inputs), float32 or float64. The names say what
+    comes back: ``mean_logits`` one float64 per row (the members' mean logit, before calibration),
+    ``first_layer_pre_activations`` per member and per row.
+    """
+
+    members: tuple[MemberWeights, ...]
 
     def __post_init__(self) -> None:
-        if not self.stacks:
+        if not self.members:
             raise ValueError("an ensemble needs at least one member")
-        if len({s.shapes() for s in self.stacks}) != 1:
+        if len({m.shapes() for m in self.members}) != 1:
             raise ValueError("ensemble members must have the same layer shapes")
 
     @classmethod
-    def from_keras(cls, models: list[keras.Model]) -> DenseEnsemble:
-        return cls(tuple(DenseStack.from_keras(m) for m in models))
+    def from_keras(cls, models: Sequence[keras.Model]) -> ScoringNetwork:
+        """The NumPy twin of one Keras network, or of a seed ensemble's members."""
+        return cls(tuple(MemberWeights.from_keras(m) for m in models))
 
     @property
-    def members(self) -> tuple[DenseStack, ...]:
-        return self.stacks
+    def n_inputs(self) -> int:
+        return int(self.members[0].weights[0].shape[0])
 
     def save(self, path: Path) -> None:
+        """Write ``network.npz``: one member as ``w0, b0, ...``, several as ``m0_w0, ...``."""
+        if len(self.members) == 1:
+            np.savez(path, **self.members[0].arrays())
+            return
         arrays: dict[str, np.ndarray] = {}
-        for index, stack in enumerate(self.stacks):
-            arrays |= stack.arrays(prefix=f"m{index}_")
+        for index, member in enumerate(self.members):
+            arrays |= member.arrays(prefix=f"m{index}_")
         np.savez(path, **arrays)
 
-
-ScoringNetwork = DenseStack | DenseEnsemble
-
-
-@dataclass(frozen=True)
-class StackedLayers:
-    """The members of a network (one, or a seed ensemble) stacked into batched matrix products.
-
-    Each layer's weights are stacked as ``(members, in, out)`` and multiplied in one ``matmul`` for
-    all members; the output weights are divided by the number of members, because the ensemble's
-    logit is the mean of theirs. A request then costs a few dozen NumPy calls whatever the
-    ensemble size, and the gradient of the mean logit comes back through the same stacks.
-    """
-
-    members: int
-    weights: tuple[np.ndarray, ...]  # hidden layers, each (members, in, out)
-    biases: tuple[np.ndarray, ...]  # each (members, 1, out)
-    output_weights: np.ndarray  # (members, units, 1), already divided by members
-    output_bias: float  # mean of the members' output biases
-
     @classmethod
-    def of(cls, stacks: tuple[DenseStack, ...]) -> StackedLayers:
-        k = len(stacks)
-        depth = len(stacks[0].weights) - 1
-        weights = tuple(np.stack([s.weights[i] for s in stacks]) for i in range(depth))
-        biases = tuple(np.stack([s.biases[i] for s in stacks])[:, None, :] for i in range(depth))
-        output = np.stack([s.weights[-1] for s in stacks]) / np.float32(k)
-        output_bias = float(np.mean([s.biases[-1][0] for s in stacks]))
-        return cls(k, weights, biases, output, output_bias)
+    def load(cls, path: Path) -> ScoringNetwork:
+        """Read what :meth:`save` wrote."""
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+        members = sorted({k.split("_", 1)[0] for k in arrays if k.startswith("m") and "_" in k})
+        if not members:
+            return cls((MemberWeights.from_arrays(arrays),))
+        return cls(
+            tuple(MemberWeights.from_arrays(arrays, prefix=f"m{i}_") for i in range(len(members)))
+        )
+
+    # The members' layers stacked for batched products, built on first use.
+
+    @cached_property
+    def _hidden_weights(self) -> tuple[np.ndarray, ...]:
+        depth = len(self.members[0].weights) - 1
+        return tuple(np.stack([m.weights[i] for m in self.members]) for i in range(depth))
+
+    @cached_property
+    def _hidden_biases(self) -> tuple[np.ndarray, ...]:
+        depth = len(self.members[0].weights) - 1
+        # Each (members, 1, out), to broadcast over rows.
+        return tuple(
+            np.stack([m.biases[i] for m in self.members])[:, None, :] for i in range(depth)
+        )
+
+    @cached_property
+    def _output_weights(self) -> np.ndarray:
+        # (members, units, 1), already divided by the number of members: the logit is their mean.
+        return np.stack([m.weights[-1] for m in self.members]) / np.float32(len(self.members))
+
+    @cached_property
+    def _output_bias(self) -> float:
+        return float(np.mean([m.biases[-1][0] for m in self.members]))
 
     @cached_property
     def _transposed(self) -> tuple[np.ndarray, ...]:
         # Contiguous (members, out, in) copies: the backward pass multiplies by these.
-        return tuple(np.ascontiguousarray(w.transpose(0, 2, 1)) for w in self.weights)
+        return tuple(np.ascontiguousarray(w.transpose(0, 2, 1)) for w in self._hidden_weights)
 
     @cached_property
     def _output_row(self) -> np.ndarray:
-        return np.ascontiguousarray(self.output_weights.transpose(0, 2, 1))  # (members, 1, units)
+        return np.ascontiguousarray(self._output_weights.transpose(0, 2, 1))  # (members, 1, units)
 
-    def first_layer(self, x: np.ndarray) -> np.ndarray:
+    def first_layer_pre_activations(self, x: np.ndarray) -> np.ndarray:
         """Pre-activations of every member's first layer, shape (members, rows, units)."""
-        pre = x @ self.weights[0]  # (rows, inputs) @ (members, inputs, units)
-        pre += self.biases[0]
+        pre = x @ self._hidden_weights[0]  # (rows, inputs) @ (members, inputs, units)
+        pre += self._hidden_biases[0]
         return pre
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """The mean logit of the members, one per row."""
-        return self._forward(self.first_layer(x))[0]
+    def mean_logits(self, x: np.ndarray) -> np.ndarray:
+        """The members' mean logit (log-odds of default, before calibration), one per row."""
+        return self._forward(self.first_layer_pre_activations(x))[0]
 
-    def logits_and_gradients(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The mean logit of each row of ``x`` and its gradient d logit / d x."""
-        logits, masks = self._forward(self.first_layer(x))
-        return logits, self._input_gradient(self._backward(masks))
+    def mean_logit_gradient(self, x: np.ndarray) -> np.ndarray:
+        """d mean logit / d x for each row, shaped like ``x``: what attributions build on."""
+        _, masks = self._forward(self.first_layer_pre_activations(x))
+        return self._input_gradient(self._backward(masks))
 
-    def path_integrals(
+    def mean_logits_and_path_gradients(
         self, x: np.ndarray, start_pre: np.ndarray, alphas: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Logits of the rows of ``x``, and for each row the gradient of the logit summed over the
-        points ``start + alpha * (x - start)``: what integrated gradients needs.
+        """Mean logits of the rows of ``x``, and for each row the gradient of the mean logit
+        summed over the points ``start + alpha * (x - start)``: what integrated gradients needs.
 
-        ``start_pre`` is ``first_layer(start)``. The first layer is affine, so its pre-activations
-        along a straight path are ``start_pre + alpha * (first_layer(x) - start_pre)``: no product
-        per point. The gradients are summed over the points before the last product, which is
-        linear too. The rows themselves ride along after their path points (their gradients are
-        left out of the sum), so scoring and explaining share one forward pass. Points are laid
-        out alpha by alpha, each a contiguous block of all rows: building the path and summing
-        its gradients then run over long contiguous runs (a third faster than row by row).
+        ``start_pre`` is ``first_layer_pre_activations(start)``. The first layer is affine, so its
+        pre-activations along a straight path are ``start_pre + alpha * (first layer(x) -
+        start_pre)``: no product per point. The gradients are summed over the points before the
+        last product, which is linear too. The rows themselves ride along after their path points
+        (their gradients are left out of the sum), so scoring and explaining share one forward
+        pass. Points are laid out alpha by alpha, each a contiguous block of all rows: building
+        the path and summing its gradients then run over long contiguous runs (a third faster
+        than row by row).
         """
         n, steps = len(x), len(alphas)
-        row_pre = self.first_layer(x)  # (members, n, units)
+        members = len(self.members)
+        row_pre = self.first_layer_pre_activations(x)  # (members, n, units)
         units = row_pre.shape[2]
         slope = row_pre - start_pre
-        pre = np.empty((self.members, steps + 1, n, units), dtype=row_pre.dtype)
+        pre = np.empty((members, steps + 1, n, units), dtype=row_pre.dtype)
         path = pre[:, :steps]
         np.multiply(alphas[None, :, None, None], slope[:, None], out=path)
         path += start_pre[:, None]
         pre[:, steps] = row_pre
-        logits, masks = self._forward(pre.reshape(self.members, (steps + 1) * n, units))
-        grads = self._backward(masks).reshape(self.members, steps + 1, n, units)
+        logits, masks = self._forward(pre.reshape(members, (steps + 1) * n, units))
+        grads = self._backward(masks).reshape(members, steps + 1, n, units)
         summed = grads[:, 0].copy()
         for step in range(1, steps):
             summed += grads[:, step]
@@ -407,12 +402,12 @@ class StackedLayers:
         """
         masks = [_positive(pre)]
         h = np.multiply(pre, masks[0], out=pre)  # the pre-activations are only needed for masks
-        for weights, bias in zip(self.weights[1:], self.biases[1:], strict=True):
+        for weights, bias in zip(self._hidden_weights[1:], self._hidden_biases[1:], strict=True):
             pre = h @ weights
             pre += bias
             masks.append(_positive(pre))
             h = np.multiply(pre, masks[-1], out=pre)
-        logits = (h @ self.output_weights).sum(axis=0)[:, 0] + self.output_bias
+        logits = (h @ self._output_weights).sum(axis=0)[:, 0] + self._output_bias
         return logits.astype(np.float64), masks
 
     def _backward(self, masks: list[np.ndarray]) -> np.ndarray:
@@ -433,17 +428,6 @@ class StackedLayers:
 def _positive(values: np.ndarray) -> np.ndarray:
     """1 where ``values`` > 0, else 0, in their dtype."""
     return np.greater(values, 0, out=np.empty_like(values), casting="unsafe")
-
-
-def load_network(path: Path) -> ScoringNetwork:
-    """Read ``network.npz``: one stack (keys ``w0, b0, ...``) or an ensemble (``m0_w0, ...``)."""
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    members = sorted({k.split("_", 1)[0] for k in arrays if k.startswith("m") and "_" in k})
-    if not members:
-        return DenseStack.from_arrays(arrays)
-    stacks = [DenseStack.from_arrays(arrays, prefix=f"m{i}_") for i in range(len(members))]
-    return stacks[0] if len(stacks) == 1 else DenseEnsemble(tuple(stacks))
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

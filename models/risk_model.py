@@ -30,7 +30,7 @@ import pandas as pd
 from models.calibration import Calibrator
 from models.contract import FeatureContract
 from models.explain import MAX_REASONS, ChunkThreads, Explainer, Reason
-from models.network import ScoringNetwork, import_keras, keras_logits, load_network
+from models.network import ScoringNetwork, import_keras, keras_logits
 from models.preprocessing import Preprocessor
 from models.reference import TrainingReference
 
@@ -91,7 +91,7 @@ class RiskModel:
 
     def score_matrix(self, x: np.ndarray) -> np.ndarray:
         """Calibrated probability of default for rows already encoded by the preprocessor."""
-        return self.calibrator.apply(self.network.logits(x))
+        return self.calibrator.apply(self.network.mean_logits(x))
 
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Calibrated probability of default for each record (a mapping of raw field to value)."""
@@ -188,7 +188,7 @@ class RiskModel:
         return cls(
             contract=FeatureContract.load(directory / CONTRACT_FILE),
             preprocessor=Preprocessor.load(directory / PREPROCESSING_FILE),
-            network=load_network(directory / WEIGHTS_FILE),
+            network=ScoringNetwork.load(directory / WEIGHTS_FILE),
             metadata=json.loads(metadata_path.read_text()) if metadata_path.is_file() else {},
             reference=(
                 TrainingReference.load(reference_path) if reference_path.is_file() else None

@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
-from models.risk_model import RiskModel
-from service.schemas import ModelRef, RecordValidator, applicant_schema, batch_schema
+from models.registered import (
+    RegisteredVersion,
+    RegistryError,
+    RegistryFailure,
+    load_registered,
+    resolve_alias,
+)
+from service.schemas import ModelRef, RecordValidator, applicant_schema
 
 logger = logging.getLogger("loanrisk.model_store")
-
-RISK_MODEL_SUBDIR = Path("artifacts") / "risk_model"
 
 
 class ReloadOutcome(StrEnum):
@@ -42,8 +43,15 @@ class ReloadOutcome(StrEnum):
         return self not in (ReloadOutcome.LOADED, ReloadOutcome.UNCHANGED)
 
 
+_REGISTRY_OUTCOMES = {
+    RegistryFailure.NOT_FOUND: ReloadOutcome.NO_CHAMPION,
+    RegistryFailure.UNREACHABLE: ReloadOutcome.REGISTRY_ERROR,
+    RegistryFailure.BROKEN: ReloadOutcome.LOAD_ERROR,
+}
+
+
 class ModelUnavailable(RuntimeError):
-    """No model could be loaded: no such alias, registry unreachable, or a broken version."""
+    """A version that loaded is refused: another feature contract, or a failed self-test."""
 
     def __init__(self, outcome: ReloadOutcome, message: str) -> None:
         super().__init__(message)
@@ -51,78 +59,30 @@ class ModelUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    """One registered version, ready to score. Immutable: a reload swaps the whole object."""
+class LoadedModel(RegisteredVersion):
+    """One registered version, ready to serve. Immutable: a reload swaps the whole object."""
 
-    name: str
-    version: str
     alias: str
-    run_id: str | None
-    risk_model: RiskModel
-    applicant: type[BaseModel]  # the request bodies, as OpenAPI documents them
-    batch: type[BaseModel]
-    records: RecordValidator  # checks bodies as those models do, straight into records
+    applicant: type[BaseModel]  # the request body, as OpenAPI documents it
+    records: RecordValidator  # checks bodies as that model does, straight into records
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def ref(self) -> ModelRef:
         return ModelRef(name=self.name, version=self.version, run_id=self.run_id)
 
-    def metrics(self) -> dict[str, float]:
-        meta = self.risk_model.metadata
-        out: dict[str, float] = {}
-        for prefix in ("test", "validation"):
-            for key, value in meta.get(f"{prefix}_metrics", {}).items():
-                out[f"{prefix}_{key}"] = float(value)
-        return out
 
-
-def resolve_version(name: str, alias: str) -> tuple[str, str | None]:
-    """The version number and run id the alias points at."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            raise ModelUnavailable(
-                ReloadOutcome.NO_CHAMPION, f"no version of {name!r} has alias {alias!r}"
-            ) from None
-        raise ModelUnavailable(ReloadOutcome.REGISTRY_ERROR, f"registry error: {exc}") from None
-    except Exception as exc:  # unreachable server, broken store
-        raise ModelUnavailable(
-            ReloadOutcome.REGISTRY_ERROR, f"registry unreachable: {type(exc).__name__}: {exc}"
-        ) from None
-    return str(version.version), version.run_id
-
-
-def load_version(
-    name: str, version: str, alias: str, run_id: str | None, batch_max: int
-) -> LoadedModel:
-    """Download one registered version and load its lean scoring path."""
-    import mlflow
-
-    try:
-        with tempfile.TemporaryDirectory(prefix="loanrisk-model-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=tmp
-            )
-            risk_model = RiskModel.load(Path(local) / RISK_MODEL_SUBDIR)
-    except Exception as exc:
-        raise ModelUnavailable(
-            ReloadOutcome.LOAD_ERROR, f"could not load {name} version {version}: {exc}"
-        ) from None
-    applicant = applicant_schema(risk_model.contract, risk_model.metadata.get("example_applicant"))
+def load_version(name: str, version: str, alias: str, batch_max: int) -> LoadedModel:
+    """Load one registered version and the request validators for its contract (raises
+    :class:`RegistryError` as :func:`load_registered` does)."""
+    registered = load_registered(name, version=version)
+    contract = registered.risk_model.contract
+    example = registered.risk_model.metadata.get("example_applicant")
     return LoadedModel(
-        name=name,
-        version=version,
+        **{f.name: getattr(registered, f.name) for f in fields(RegisteredVersion)},
         alias=alias,
-        run_id=run_id,
-        risk_model=risk_model,
-        applicant=applicant,
-        batch=batch_schema(applicant, batch_max),
-        records=RecordValidator(risk_model.contract, batch_max),
+        applicant=applicant_schema(contract, example),
+        records=RecordValidator(contract, batch_max),
     )
 
 
@@ -164,8 +124,6 @@ class ModelStore:
         self._on_outcome = on_outcome
         self._on_loaded = on_loaded
         self.last_error: str | None = None
-        self.last_outcome: ReloadOutcome | None = None
-        self.last_check: datetime | None = None
 
     @property
     def current(self) -> LoadedModel | None:
@@ -175,8 +133,6 @@ class ModelStore:
         """Check the alias now; load, verify and swap in a new version if it moved."""
         with self._lock:
             outcome = self._refresh()
-            self.last_outcome = outcome
-            self.last_check = datetime.now(UTC)
         if self._on_outcome is not None:
             self._on_outcome(outcome)
         return outcome
@@ -184,11 +140,11 @@ class ModelStore:
     def _refresh(self) -> ReloadOutcome:
         current = self._current
         try:
-            version, run_id = resolve_version(self.name, self.alias)
+            version = resolve_alias(self.name, self.alias)
             if current is not None and version == current.version:
                 self.last_error = None
                 return ReloadOutcome.UNCHANGED
-            candidate = load_version(self.name, version, self.alias, run_id, self.batch_max)
+            candidate = load_version(self.name, version, self.alias, self.batch_max)
             if current is not None and candidate.risk_model.contract.to_dict() != (
                 current.risk_model.contract.to_dict()
             ):
@@ -198,13 +154,16 @@ class ModelStore:
                     f"{current.version}; restart the service to adopt it",
                 )
             self_test(candidate)
-        except ModelUnavailable as exc:
+        except (RegistryError, ModelUnavailable) as exc:
+            outcome = (
+                exc.outcome
+                if isinstance(exc, ModelUnavailable)
+                else _REGISTRY_OUTCOMES[exc.failure]
+            )
             self.last_error = str(exc)
             log = logger.warning if current is not None else logger.info
-            log(
-                "model check: %s (%s)", exc.outcome.value, exc, extra={"outcome": exc.outcome.value}
-            )
-            return exc.outcome
+            log("model check: %s (%s)", outcome.value, exc, extra={"outcome": outcome.value})
+            return outcome
         self._current = candidate
         self.last_error = None
         logger.info(
@@ -216,10 +175,3 @@ class ModelStore:
         if self._on_loaded is not None:
             self._on_loaded(candidate)
         return ReloadOutcome.LOADED
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
-            "last_check": None if self.last_check is None else self.last_check.isoformat(),
-            "last_error": self.last_error,
-        }

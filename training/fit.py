@@ -14,8 +14,6 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from models.network import (
-    DenseEnsemble,
-    DenseStack,
     NetworkConfig,
     ScoringNetwork,
     build_network,
@@ -44,10 +42,8 @@ class FitResult:
 
     @property
     def network(self) -> ScoringNetwork:
-        """The NumPy twin: one stack, or the ensemble of the members' stacks."""
-        if len(self.members) == 1:
-            return DenseStack.from_keras(self.members[0])
-        return DenseEnsemble.from_keras(self.members)
+        """The NumPy twin of the member (or the seed ensemble's members)."""
+        return ScoringNetwork.from_keras(self.members)
 
 
 def member_metric_prefix(member: int) -> str:

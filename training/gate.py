@@ -8,20 +8,17 @@ on the run.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from models.risk_model import RiskModel
+from models.registered import load_registered
 from training.registry import CHAMPION, alias_version
 
 CHALLENGER = "challenger"
-RISK_MODEL_SUBDIR = Path("artifacts") / "risk_model"
 
 TAG_DECISION = "loanrisk.gate"
 TAG_REASON = "loanrisk.gate_reason"
@@ -72,17 +69,11 @@ def score_champion(name: str, features: pd.DataFrame, y: np.ndarray) -> Champion
     A champion that cannot score these rows (other features, a broken artifact) is reported with
     the reason rather than raising: the gate then refuses to promote without ``--force-promote``.
     """
-    import mlflow
-
     version = alias_version(name, CHAMPION)
     if version is None:
         return ChampionScore()
     try:
-        with tempfile.TemporaryDirectory(prefix="loanrisk-champion-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=tmp
-            )
-            champion = RiskModel.load(Path(local) / RISK_MODEL_SUBDIR)
+        champion = load_registered(name, version=version).risk_model
         probability = champion.score_frame(features)
         return ChampionScore(version=version, auc=float(roc_auc_score(y, probability)))
     except Exception as exc:  # any failure to load or score means "not comparable"

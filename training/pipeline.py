@@ -76,7 +76,7 @@ def fit_dnn(
         log_to_mlflow=log_to_mlflow,
     )
     network = fitted.network
-    validation_logits = network.logits(x_val)
+    validation_logits = network.mean_logits(x_val)
     calibrator = fit_calibrator(validation_logits, y[validation_rows], calibration)
     risk_model = RiskModel(contract, preprocessor, network, calibrator=calibrator)
     return DnnFit(

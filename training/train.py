@@ -287,7 +287,7 @@ def train(
         p_val = risk_model.score_frame(features.iloc[split.validation])
         p_test = risk_model.score_frame(features.iloc[split.test])
         x_test = risk_model.preprocessor.transform(features.iloc[split.test])
-        uncalibrated_test = sigmoid(risk_model.network.logits(x_test))
+        uncalibrated_test = sigmoid(risk_model.network.mean_logits(x_test))
         if options.threshold is None:
             threshold = ks_threshold(y["validation"], p_val)
             threshold_source = "largest KS gap on the validation split"

@@ -27,6 +27,6 @@ def model_details(model: ModelDep) -> ModelDetails:
         run_id=model.run_id,
         alias=model.alias,
         loaded_at=model.loaded_at.isoformat(),
-        metrics=model.metrics(),
+        metrics=model.metrics,
         contract=model.risk_model.contract.to_dict(),
     )

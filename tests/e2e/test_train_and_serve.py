@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.registered import download_registered
 from models.risk_model import KerasReference
 from tests.conftest import CREDIT_DATA, applicant_payload
 from tests.e2e.conftest import BIN, free_port, running
@@ -50,10 +51,10 @@ def keras_reference(
 ) -> KerasReference:
     """The registered champion's own Keras network, behind its saved preprocessing."""
     mlflow.set_tracking_uri(str(trained["uri"]))
-    local = mlflow.artifacts.download_artifacts(
-        "models:/loan-default@champion", dst_path=str(tmp_path_factory.mktemp("download"))
+    directory = download_registered(
+        "loan-default", tmp_path_factory.mktemp("download"), alias="champion"
     )
-    return KerasReference(Path(local) / "artifacts" / "risk_model")
+    return KerasReference(directory)
 
 
 def test_http_service_answers_equal_the_keras_model(

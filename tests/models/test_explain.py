@@ -10,11 +10,11 @@ import pytest
 
 from models.contract import infer_contract
 from models.explain import CHUNK_ROWS, ChunkThreads, Explainer, input_gradients
-from models.network import DenseStack
+from models.network import MemberWeights, ScoringNetwork
 from models.preprocessing import Preprocessor
 
 
-def random_stack(n_inputs: int, seed: int = 0) -> DenseStack:
+def random_stack(n_inputs: int, seed: int = 0) -> ScoringNetwork:
     rng = np.random.default_rng(seed)
     sizes = [n_inputs, 16, 8, 1]
     weights = tuple(
@@ -22,7 +22,7 @@ def random_stack(n_inputs: int, seed: int = 0) -> DenseStack:
         for a, b in itertools.pairwise(sizes)
     )
     biases = tuple((rng.normal(size=b) * 0.1).astype(np.float32) for b in sizes[1:])
-    return DenseStack(weights, biases)
+    return ScoringNetwork((MemberWeights(weights, biases),))
 
 
 def test_input_gradients_match_finite_differences() -> None:
@@ -33,7 +33,7 @@ def test_input_gradients_match_finite_differences() -> None:
     for j in range(6):
         step = np.zeros(6)
         step[j] = eps
-        numeric = (stack.logits(x + step) - stack.logits(x - step)) / (2 * eps)
+        numeric = (stack.mean_logits(x + step) - stack.mean_logits(x - step)) / (2 * eps)
         np.testing.assert_allclose(grads[:, j], numeric, atol=1e-5)
 
 
@@ -61,9 +61,9 @@ def test_contributions_add_up_to_the_change_in_log_odds(small_setup) -> None:
     explainer, pre, frame = small_setup
     x = pre.transform(frame.iloc[:20])
     contributions = explainer.contributions(x)
-    base = explainer.network.logits(explainer.baseline[None, :])[0]
+    base = explainer.network.mean_logits(explainer.baseline[None, :])[0]
     np.testing.assert_allclose(
-        contributions.sum(axis=1), explainer.network.logits(x) - base, atol=0.02
+        contributions.sum(axis=1), explainer.network.mean_logits(x) - base, atol=0.02
     )
     assert contributions.shape == (20, 3)
 

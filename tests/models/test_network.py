@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.network import DenseStack, NetworkConfig, build_network, sigmoid
+from models.network import NetworkConfig, ScoringNetwork, build_network, sigmoid
 
 
 def test_keep_probability_is_the_lesson_p_and_keras_gets_one_minus_p() -> None:
@@ -59,11 +59,11 @@ def test_numpy_forward_pass_matches_keras_inference(tmp_path) -> None:
     model = build_network(7, NetworkConfig(hidden_units=(16, 8)), seed=3)
     x = np.random.default_rng(0).normal(size=(64, 7)).astype(np.float32)
     expected = np.asarray(model(x, training=False))[:, 0]
-    stack = DenseStack.from_keras(model)
-    np.testing.assert_allclose(stack.probabilities(x), expected, atol=1e-6)
-    stack.save(tmp_path / "w.npz")
+    network = ScoringNetwork.from_keras([model])
+    np.testing.assert_allclose(sigmoid(network.mean_logits(x)), expected, atol=1e-6)
+    network.save(tmp_path / "w.npz")
     np.testing.assert_allclose(
-        DenseStack.load(tmp_path / "w.npz").probabilities(x), expected, atol=1e-6
+        sigmoid(ScoringNetwork.load(tmp_path / "w.npz").mean_logits(x)), expected, atol=1e-6
     )
 
 

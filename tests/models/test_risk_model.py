@@ -9,12 +9,11 @@ import pytest
 from models.calibration import Calibrator
 from models.contract import infer_contract
 from models.network import (
-    DenseEnsemble,
-    DenseStack,
     NetworkConfig,
+    ScoringNetwork,
     build_network,
     combine_networks,
-    load_network,
+    sigmoid,
 )
 from models.preprocessing import Preprocessor
 from models.risk_model import CALIBRATION_FILE, KerasReference, RiskModel
@@ -36,11 +35,8 @@ def saved_model(
         layer = network.get_layer("logit")
         kernel, bias = layer.get_weights()
         layer.set_weights([kernel * 8.0, bias])
-    if members == 1:
-        stack: DenseStack | DenseEnsemble = DenseStack.from_keras(networks[0])
-    else:
-        stack = DenseEnsemble.from_keras(networks)
-    model = RiskModel(contract, preprocessor, stack, calibrator=calibrator)
+    network = ScoringNetwork.from_keras(networks)
+    model = RiskModel(contract, preprocessor, network, calibrator=calibrator)
     model.save(directory, keras_model=combine_networks(networks))
     return model
 
@@ -71,7 +67,7 @@ def test_numpy_and_keras_paths_return_equal_calibrated_probabilities(
         lean.score_records(records), lean.score_frame(pd.DataFrame(records)), atol=1e-12
     )
     # Calibration is really applied: the answers are not the raw network's sigmoid.
-    raw = lean.network.probabilities(lean.preprocessor.transform(rows))
+    raw = sigmoid(lean.network.mean_logits(lean.preprocessor.transform(rows)))
     assert np.max(np.abs(raw - numpy_path)) > 1e-3
 
 
@@ -82,22 +78,22 @@ def test_ensemble_is_the_mean_logit_of_its_members_and_round_trips(
     x = model.preprocessor.transform(credit_frame.head(50))
     members = model.network.members
     assert len(members) == 3
-    expected = np.mean([m.logits(x) for m in members], axis=0)
-    np.testing.assert_allclose(model.network.logits(x), expected, atol=1e-6)
-    loaded = load_network(tmp_path / "network.npz")
-    assert isinstance(loaded, DenseEnsemble)
-    np.testing.assert_allclose(loaded.logits(x), expected, atol=1e-6)
+    expected = np.mean([ScoringNetwork((m,)).mean_logits(x) for m in members], axis=0)
+    np.testing.assert_allclose(model.network.mean_logits(x), expected, atol=1e-6)
+    loaded = ScoringNetwork.load(tmp_path / "network.npz")
+    assert len(loaded.members) == 3
+    np.testing.assert_allclose(loaded.mean_logits(x), expected, atol=1e-6)
 
 
 def test_logit_gradient_matches_finite_differences(credit_frame: pd.DataFrame, tmp_path) -> None:
     model = saved_model(tmp_path, credit_frame, 3, Calibrator())
     x = model.preprocessor.transform(credit_frame.head(5)).astype(np.float64)
-    gradient = model.network.logit_gradient(x)
+    gradient = model.network.mean_logit_gradient(x)
     step = 1e-4
     for column in range(3):
         bumped = x.copy()
         bumped[:, column] += step
-        numeric = (model.network.logits(bumped) - model.network.logits(x)) / step
+        numeric = (model.network.mean_logits(bumped) - model.network.mean_logits(x)) / step
         np.testing.assert_allclose(gradient[:, column], numeric, atol=1e-2)
 
 
@@ -110,7 +106,7 @@ def test_model_saved_without_a_calibrator_scores_uncalibrated(
     assert loaded.calibrator == Calibrator()
     x = model.preprocessor.transform(credit_frame.head(20))
     np.testing.assert_allclose(
-        loaded.score_frame(credit_frame.head(20)), model.network.probabilities(x), atol=1e-6
+        loaded.score_frame(credit_frame.head(20)), sigmoid(model.network.mean_logits(x)), atol=1e-6
     )
 
 

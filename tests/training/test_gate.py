@@ -16,8 +16,9 @@ from sklearn.metrics import roc_auc_score
 
 from models.calibration import Calibrator
 from models.mlflow_flavor import log_risk_model
-from models.network import DenseStack, NetworkConfig, build_network
+from models.network import MemberWeights, NetworkConfig, ScoringNetwork, build_network
 from models.preprocessing import Preprocessor
+from models.registered import RegistryError, RegistryFailure, load_registered
 from models.risk_model import RiskModel
 from tests.conftest import CREDIT_DATA
 from tests.loan_data import write_loans
@@ -42,18 +43,21 @@ def linear_model(dataset: Dataset, coefficients: np.ndarray | None, sign: float)
     if coefficients is None:
         coefficients = LogisticRegression(max_iter=2000).fit(x, dataset.y).coef_[0]
     v = (sign * coefficients).astype(np.float32)
-    stack = DenseStack(
+    member = MemberWeights(
         weights=(np.stack([v, -v], axis=1), np.array([[1.0], [-1.0]], dtype=np.float32)),
         biases=(np.zeros(2, dtype=np.float32), np.zeros(1, dtype=np.float32)),
     )
-    return RiskModel(dataset.contract, preprocessor, stack, calibrator=Calibrator())
+    return RiskModel(
+        dataset.contract, preprocessor, ScoringNetwork((member,)), calibrator=Calibrator()
+    )
 
 
 def logged_uri(model: RiskModel, dataset: Dataset) -> str:
     """Log ``model`` (with an equivalent Keras network for the pyfunc) and return its URI."""
     keras_model = build_network(model.preprocessor.width, NetworkConfig(hidden_units=(2,)), 0)
+    (member,) = model.network.members
     keras_model.set_weights(
-        [w for pair in zip(model.network.weights, model.network.biases, strict=True) for w in pair]
+        [w for pair in zip(member.weights, member.biases, strict=True) for w in pair]
     )
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run():
         directory = Path(tmp) / "risk_model"
@@ -85,7 +89,7 @@ def gate_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateStore]:
         mlflow.set_experiment("gate-models")
         loans = load_dataset(write_loans(directory, rows=400, seed=3))
         good = linear_model(loans, None, 1.0)
-        bad = linear_model(loans, good.network.weights[0][:, 0], -1.0)
+        bad = linear_model(loans, good.network.members[0].weights[0][:, 0], -1.0)
         credit = load_dataset(CREDIT_DATA)
         foreign = linear_model(credit, None, 1.0)
         scores = {
@@ -200,6 +204,25 @@ def test_force_promote_overrides_the_gate_and_is_recorded(store: GateStore) -> N
     assert tags[TAG_DECISION] == "forced" and tags[TAG_FORCED] == "true"
     assert tags[TAG_REASON].startswith("forced promotion (")
     assert "below champion" in tags[TAG_REASON] and "logreg" in tags[TAG_REASON]
+
+
+def test_a_registered_version_loads_by_alias_or_by_number(store: GateStore) -> None:
+    register(store.bad, "loading", CHAMPION)
+    register(store.good, "loading", CHALLENGER)
+    by_alias = load_registered("loading", alias=CHALLENGER)
+    by_number = load_registered("loading", version="2")
+    assert (
+        (by_alias.name, by_alias.version) == (by_number.name, by_number.version) == ("loading", "2")
+    )
+    assert by_alias.run_id == MlflowClient().get_model_version("loading", "2").run_id is not None
+    auc = roc_auc_score(store.loans.y, by_alias.risk_model.score_frame(store.loans.features))
+    assert auc == pytest.approx(store.good_auc)
+    with pytest.raises(RegistryError) as missing:
+        load_registered("loading", version="3")
+    assert missing.value.failure is RegistryFailure.NOT_FOUND
+    with pytest.raises(RegistryError) as no_alias:
+        load_registered("loading", alias="retired")
+    assert no_alias.value.failure is RegistryFailure.NOT_FOUND
 
 
 def test_decide_names_every_failed_rule() -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from models.network import NetworkConfig
-from models.risk_model import RiskModel
+from models.registered import load_registered
 from tests.conftest import TrainedStore
 from tests.loan_data import write_loans
 from training.gate import TAG_DECISION, TAG_FORCED, TAG_REASON
@@ -101,12 +101,9 @@ def test_baselines_and_dnn_are_nested_runs_with_the_same_metric_names(
 
 
 def test_registered_model_carries_its_calibrator_and_threshold(
-    use_trained_store: TrainedStore, tmp_path: Path
+    use_trained_store: TrainedStore,
 ) -> None:
-    local = mlflow.artifacts.download_artifacts(
-        "models:/loan-default@champion", dst_path=str(tmp_path)
-    )
-    model = RiskModel.load(Path(local) / "artifacts" / "risk_model")
+    model = load_registered("loan-default", alias="champion").risk_model
     assert model.calibrator.method == "platt"
     assert len(model.network.members) == model.metadata["network"]["ensemble_size"]
     assert 0.0 < model.metadata["decision_threshold"] < 1.0
