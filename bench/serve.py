@@ -27,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -225,7 +226,7 @@ def batch_medians_ms(url: str, applicants: list[dict], repeats: int = BATCH_REPE
     body = json.dumps({"applicants": applicants}).encode()
     headers = {"content-type": "application/json"}
     target = urlsplit(url)
-    lean = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+    lean = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
 
     def post_lean() -> None:
         lean.request("POST", target.path, body=body, headers=headers)
@@ -313,7 +314,7 @@ def main() -> None:
         model_dir = download_registered("loan-default", workdir / "model", alias="champion")
         contract = model_dir / CONTRACT_FILE
 
-        servers = {
+        servers: dict[str, tuple[list[str], dict[str, str], str, str, dict[str, Any]]] = {
             "loanrisk serve": (
                 [str(BIN / "loanrisk"), "serve"],
                 {

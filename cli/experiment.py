@@ -130,7 +130,7 @@ def _network(default: NetworkConfig, epochs: int, hidden_units: str | None = Non
 
     from lesson.experiments.data import ExperimentError
 
-    changes: dict[str, object] = {"epochs": _positive(epochs, "epochs")}
+    changes: dict[str, Any] = {"epochs": _positive(epochs, "epochs")}
     if hidden_units is not None:
         changes["hidden_units"] = _units(hidden_units)
     try:

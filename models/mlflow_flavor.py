@@ -15,6 +15,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 
 from models.contract import FeatureContract, FeatureSpec
@@ -41,7 +42,7 @@ def use_tracking() -> str:
     return uri
 
 
-class LoanRiskPyfunc(mlflow.pyfunc.PythonModel):
+class LoanRiskPyfunc(PythonModel):
     """``predict`` takes a DataFrame of raw applicant fields, returns ``probability_of_default``."""
 
     def load_context(self, context: Any) -> None:

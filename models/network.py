@@ -293,12 +293,12 @@ class ScoringNetwork:
     def save(self, path: Path) -> None:
         """Write ``network.npz``: one member as ``w0, b0, ...``, several as ``m0_w0, ...``."""
         if len(self.members) == 1:
-            np.savez(path, **self.members[0].arrays())
+            np.savez(path, allow_pickle=False, **self.members[0].arrays())
             return
         arrays: dict[str, np.ndarray] = {}
         for index, member in enumerate(self.members):
             arrays |= member.arrays(prefix=f"m{index}_")
-        np.savez(path, **arrays)
+        np.savez(path, allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> ScoringNetwork:

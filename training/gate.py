@@ -113,18 +113,24 @@ def decide(
             passes.append(f"beats {name} ({auc:.4f})")
         else:
             failures.append(f"test AUC {candidate_auc:.4f} does not beat {name}'s {auc:.4f}")
-    common = {
-        "candidate_auc": candidate_auc,
-        "margin": margin,
-        "champion": champion,
-        "baseline_aucs": dict(baseline_aucs),
-    }
+
+    def decision(promote: bool, reason: str, forced: bool = False) -> GateDecision:
+        return GateDecision(
+            promote,
+            reason,
+            forced=forced,
+            candidate_auc=candidate_auc,
+            margin=margin,
+            champion=champion,
+            baseline_aucs=dict(baseline_aucs),
+        )
+
     if force:
         why = "; ".join(failures) if failures else "the gate would have passed"
-        return GateDecision(True, f"forced promotion ({why})", forced=True, **common)
+        return decision(True, f"forced promotion ({why})", forced=True)
     if failures:
-        return GateDecision(False, "; ".join(failures), **common)
-    return GateDecision(True, "; ".join(passes), **common)
+        return decision(False, "; ".join(failures))
+    return decision(True, "; ".join(passes))
 
 
 def apply_decision(name: str, version: str, run_id: str, decision: GateDecision) -> str:

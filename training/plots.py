@@ -132,7 +132,7 @@ def score_distribution_plot(
 ) -> Path:
     """Histograms of the score for repaid and defaulted applicants, with the operating threshold."""
     figure, axes = plt.subplots(figsize=(6.5, 4.2))
-    edges = np.linspace(0.0, 1.0, 41)
+    edges = np.linspace(0.0, 1.0, 41).tolist()
     axes.hist(
         probability[y == 0],
         bins=edges,

@@ -99,10 +99,10 @@ def fit_with_epoch_metrics(
 
     Returns each metric's values by epoch.
     """
-    keras = import_keras()
+    callback: Any = import_keras().callbacks.Callback
     curves: Curves = {}
 
-    class EpochMetrics(keras.callbacks.Callback):
+    class EpochMetrics(callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             metrics = {"objective": float((logs or {}).get("loss", math.nan)), **measure(model)}
             mlflow.log_metrics(metrics, step=epoch + 1)
