@@ -7,7 +7,6 @@ the service's lean NumPy path is tested.
 
 from __future__ import annotations
 
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from models.contract import FeatureContract, FeatureSpec
+from models.settings import SharedSettings
 
 RISK_MODEL_ARTIFACT = "risk_model"
 OUTPUT_COLUMN = "probability_of_default"
@@ -26,7 +26,7 @@ MODELS_PACKAGE_DIR = Path(__file__).resolve().parent
 
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in the current directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return SharedSettings().tracking_uri()
 
 
 def use_tracking() -> str:
