@@ -21,7 +21,9 @@ def runs_link(tracking_uri: str, experiment_id: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         base = tracking_uri.rstrip("/")
     else:
-        base = f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT', '5000')}"
+        from models.settings import TrainingSettings
+
+        base = f"http://127.0.0.1:{TrainingSettings().mlflow_port}"
     return f"{base}/#/experiments/{experiment_id}/runs"
 
 

@@ -3,7 +3,6 @@ UI around it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from typing import Annotated
@@ -39,7 +38,7 @@ def serve(
 def up() -> None:
     """Train the default model if there is no champion, then run the MLflow UI and the service."""
     from cli.waiting import wait_until_ready
-    from models.mlflow_flavor import tracking_uri
+    from models.settings import TrainingSettings
 
     # Training runs in its own process so the long-lived service never holds TensorFlow in memory.
     # An empty registry has nothing to serve: the first model is promoted even if the gate would
@@ -49,12 +48,12 @@ def up() -> None:
     )
     if trained.returncode != 0:
         raise typer.Exit(trained.returncode)
-    uri = tracking_uri()
+    uri = TrainingSettings().tracking_uri()
     ui: subprocess.Popen[bytes] | None = None
     if uri.startswith(("http://", "https://")):
         typer.echo(f"MLflow UI: {uri}")
     else:
-        mlflow_port = os.environ.get("MLFLOW_PORT", "5000")
+        mlflow_port = str(TrainingSettings().mlflow_port)
         ui = subprocess.Popen(
             [
                 sys.executable,

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from models.network import sigmoid
 
@@ -77,20 +79,24 @@ class Calibrator:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibrator:
-        return cls(
-            method=data.get("method", "identity"),
-            a=float(data.get("a", 1.0)),
-            b=float(data.get("b", 0.0)),
-            knots=tuple(float(v) for v in data.get("knots", ())),
-            values=tuple(float(v) for v in data.get("values", ())),
-        )
+        """The calibrator that :meth:`to_dict` wrote (absent keys take their defaults); raise
+        pydantic's ValidationError (a ValueError naming the bad field, e.g. ``knots.2``)."""
+        return _calibrator_adapter().validate_python(data)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> Calibrator:
-        return cls.from_dict(json.loads(path.read_text()))
+        """Read ``calibration.json``; raise ValidationError as :meth:`from_dict` does."""
+        return _calibrator_adapter().validate_json(path.read_bytes())
+
+
+@cache
+def _calibrator_adapter() -> TypeAdapter[Calibrator]:
+    # Built on first use, not at import; validates the frozen dataclass above in place, then runs
+    # its __post_init__ checks.
+    return TypeAdapter(Calibrator)
 
 
 def fit_platt(logits: np.ndarray, y: np.ndarray, iterations: int = 100) -> Calibrator:

@@ -8,27 +8,22 @@ recorded so that they can be reported on, but they are never model inputs.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    TypeAdapter,
+    ValidationError,
+)
 
 FeatureKind = Literal["numeric", "categorical"]
-
-# "synthetic" and "generator" record where a generated file came from (training/synth.py); the
-# reader accepts them and ignores them.
-SCHEMA_KEYS = {
-    "target",
-    "positive_label",
-    "protected",
-    "drop",
-    "features",
-    "synthetic",
-    "generator",
-}
-FEATURE_KEYS = {"kind", "minimum", "exclusive_minimum", "maximum", "nullable", "description"}
 
 
 class ContractError(ValueError):
@@ -58,6 +53,10 @@ class FeatureContract:
     protected: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
     version: int = 1
+
+    # Read by pydantic when a saved contract is validated: a numeric positive label (``1``) is
+    # read as the text it stands for, as the model compares labels as text.
+    __pydantic_config__ = ConfigDict(coerce_numbers_to_str=True)
 
     @property
     def names(self) -> list[str]:
@@ -89,35 +88,61 @@ class FeatureContract:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureContract:
-        return cls(
-            target=data["target"],
-            positive_label=str(data["positive_label"]),
-            features=tuple(FeatureSpec(**f) for f in data["features"]),
-            protected=tuple(data.get("protected", ())),
-            dropped=tuple(data.get("dropped", ())),
-            version=int(data.get("version", 1)),
-        )
+        """The contract that :meth:`to_dict` wrote; raise pydantic's ValidationError (a
+        ValueError naming each bad field's path, e.g. ``features.3.kind``) on anything else."""
+        return _contract_adapter().validate_python(data)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> FeatureContract:
-        return cls.from_dict(json.loads(path.read_text()))
+        """Read ``contract.json``; raise ValidationError as :meth:`from_dict` does."""
+        return _contract_adapter().validate_json(path.read_bytes())
 
 
-@dataclass
-class Schema:
-    """A schema file: explicit types and bounds, columns to drop, protected columns."""
+@cache
+def _contract_adapter() -> TypeAdapter[FeatureContract]:
+    # Built on first use, not at import. Validates the frozen dataclasses above in place (the
+    # types the service uses stay plain dataclasses); unknown keys are ignored, as before.
+    return TypeAdapter(FeatureContract)
+
+
+class FeatureDeclaration(BaseModel):
+    """One column's entry under ``features`` in a schema file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    kind: FeatureKind
+    minimum: FiniteFloat | None = None
+    exclusive_minimum: FiniteFloat | None = None
+    maximum: FiniteFloat | None = None
+    # None: nullable when the column has missing values.
+    nullable: bool | None = None
+    description: str = ""
+
+
+class Schema(BaseModel):
+    """A schema file: explicit types and bounds, columns to drop, protected columns.
+
+    Unknown keys are refused (at the top and in each feature), so a misspelt key is an error rather
+    than a silent no-op; :meth:`load` words every problem on one line, with its path in the file.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
     target: str | None = None
     positive_label: str | None = None
-    protected: list[str] = field(default_factory=list)
-    drop: list[str] = field(default_factory=list)
-    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    protected: list[str] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list)
+    features: dict[str, FeatureDeclaration] = Field(default_factory=dict)
+    # Where a generated file came from (training/synth.py): read, kept, and used for nothing else.
+    synthetic: bool = False
+    generator: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, path: Path) -> Schema:
+        """Read a schema file; raise ContractError with a one-line reason if it is unusable."""
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
@@ -126,27 +151,31 @@ class Schema:
             raise ContractError(f"schema file {path} is not valid JSON: {exc.msg}") from None
         if not isinstance(raw, dict):
             raise ContractError(f"schema file {path} must hold a JSON object")
-        unknown = set(raw) - SCHEMA_KEYS
-        if unknown:
-            raise ContractError(f"schema file {path} has unknown keys: {sorted(unknown)}")
-        features = raw.get("features", {})
-        for name, spec in features.items():
-            bad = set(spec) - FEATURE_KEYS
-            if bad:
-                raise ContractError(f"schema feature {name!r} has unknown keys: {sorted(bad)}")
-            if spec.get("kind") not in ("numeric", "categorical"):
-                raise ContractError(
-                    f"schema feature {name!r} needs kind 'numeric' or 'categorical'"
-                )
-        return cls(
-            target=raw.get("target"),
-            positive_label=None
-            if raw.get("positive_label") is None
-            else str(raw["positive_label"]),
-            protected=list(raw.get("protected", [])),
-            drop=list(raw.get("drop", [])),
-            features=dict(features),
-        )
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ContractError(f"schema file {path}: {_problems(exc)}") from None
+
+
+def _problems(error: ValidationError) -> str:
+    """Pydantic's errors as one line: ``path: problem; path: problem``, unknown keys gathered
+    per object."""
+    unknown: dict[str, list[str]] = {}
+    others: list[str] = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            parent, _, key = location.rpartition(".")
+            unknown.setdefault(parent, []).append(key)
+        elif problem["type"] == "missing":
+            others.append(f"{location}: {problem['msg']}")
+        else:
+            others.append(f"{location}: {problem['msg']} (got {problem['input']!r})")
+    gathered = [
+        f"{parent + ': ' if parent else ''}unknown keys: {sorted(keys)}"
+        for parent, keys in unknown.items()
+    ]
+    return "; ".join(gathered + others)
 
 
 def _infer_kind(series: pd.Series) -> FeatureKind:
@@ -183,17 +212,20 @@ def infer_contract(
         if name in excluded:
             continue
         column = frame[name]
-        declared = schema.features.get(name, {})
-        kind: FeatureKind = declared.get("kind") or _infer_kind(column)
-        nullable = bool(declared.get("nullable", column.isna().any()))
-        minimum = declared.get("minimum")
+        declared = schema.features.get(name)
+        kind: FeatureKind = _infer_kind(column) if declared is None else declared.kind
+        if declared is None or declared.nullable is None:
+            nullable = bool(column.isna().any())
+        else:
+            nullable = declared.nullable
+        minimum = None if declared is None else declared.minimum
         if kind == "numeric":
             if not pd.api.types.is_numeric_dtype(column):
                 converted = pd.to_numeric(column, errors="coerce")
                 if (converted.isna() & column.notna()).any():
                     raise ContractError(f"column {name!r} is declared numeric but holds text")
                 column = converted
-            if not declared and column.notna().any() and float(column.min()) >= 0:
+            if declared is None and column.notna().any() and float(column.min()) >= 0:
                 minimum = 0.0
         specs.append(
             FeatureSpec(
@@ -201,9 +233,9 @@ def infer_contract(
                 kind=kind,
                 nullable=nullable,
                 minimum=None if kind == "categorical" or minimum is None else float(minimum),
-                exclusive_minimum=_optional_float(declared.get("exclusive_minimum")),
-                maximum=_optional_float(declared.get("maximum")),
-                description=str(declared.get("description", "")),
+                exclusive_minimum=None if declared is None else declared.exclusive_minimum,
+                maximum=None if declared is None else declared.maximum,
+                description="" if declared is None else declared.description,
             )
         )
     if not specs:
@@ -215,12 +247,3 @@ def infer_contract(
         protected=tuple(schema.protected),
         dropped=tuple(schema.drop),
     )
-
-
-def _optional_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    if not math.isfinite(number):
-        raise ContractError(f"bound {value!r} is not a finite number")
-    return number

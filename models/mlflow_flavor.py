@@ -7,7 +7,6 @@ the service's lean NumPy path is tested.
 
 from __future__ import annotations
 
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from mlflow.types import ColSpec, Schema
 
 from models.contract import FeatureContract, FeatureSpec
 from models.registered import RISK_MODEL_ARTIFACT
+from models.settings import SharedSettings
 
 OUTPUT_COLUMN = "probability_of_default"
 MODELS_PACKAGE_DIR = Path(__file__).resolve().parent
@@ -27,7 +27,7 @@ MODELS_PACKAGE_DIR = Path(__file__).resolve().parent
 
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in the current directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return SharedSettings().tracking_uri()
 
 
 def use_tracking() -> str:

@@ -294,7 +294,12 @@ def _numeric_array(values: Sequence[Any] | pd.Series) -> np.ndarray:
 
 
 def _skewness(values: np.ndarray) -> float:
-    std = values.std()
-    if std == 0:
+    """Fisher-Pearson skewness (biased); 0 for a constant column, which scipy would call NaN."""
+    from scipy.stats import skew  # training only: the service never fits a preprocessor
+
+    if values.std() == 0:
         return 0.0
-    return float(np.mean(((values - values.mean()) / std) ** 3))
+    # Measured against the hand-written mean(((x - mean) / std) ** 3) it replaced: equal within
+    # 1e-13 on every numeric column of both bundled data files, whose closest skewness to
+    # LOG_SKEW_THRESHOLD is 0.17 away, so no log decision changes.
+    return float(skew(values, bias=True))

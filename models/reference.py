@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import TypeAdapter
 
 from models.contract import FeatureContract
 from models.preprocessing import Preprocessor, as_category
@@ -106,14 +108,9 @@ class TrainingReference:
 
     @classmethod
     def load(cls, path: Path) -> TrainingReference:
-        data = json.loads(path.read_text())
-        return cls(
-            baseline=data["baseline"],
-            numeric=[NumericProfile(**p) for p in data["numeric"]],
-            categorical=[CategoricalProfile(**p) for p in data["categorical"]],
-            score_edges=data["score_edges"],
-            score_proportions=data["score_proportions"],
-        )
+        """Read ``reference.json``; raise pydantic's ValidationError (a ValueError naming the bad
+        field's path, e.g. ``numeric.0.edges``) if it is not what :meth:`save` writes."""
+        return _reference_adapter().validate_json(path.read_bytes())
 
     def feature_psi(self, records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         """PSI of each input over ``records`` (a recent window of requests) against training."""
@@ -133,6 +130,12 @@ class TrainingReference:
         values = np.asarray(probabilities, dtype=np.float64)
         actual = _numeric_proportions(values, self.score_edges)[:-1]
         return psi(self.score_proportions, actual)
+
+
+@cache
+def _reference_adapter() -> TypeAdapter[TrainingReference]:
+    # Built on first use, not at import; validates the frozen dataclasses above in place.
+    return TypeAdapter(TrainingReference)
 
 
 def psi(expected: Sequence[float], actual: Sequence[float]) -> float:

@@ -1,28 +1,24 @@
-"""Service settings: every knob an environment variable with a typed default."""
+"""Service settings: every knob an environment variable with a typed default (the variables
+shared with training in :mod:`models.settings`)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.settings import SharedSettings
 
 
-class Settings(BaseSettings):
-    """Read from ``LOANRISK_*`` environment variables (and ``MLFLOW_TRACKING_URI``)."""
+class Settings(SharedSettings):
+    """Read from ``LOANRISK_*`` environment variables (and ``MLFLOW_TRACKING_URI``).
 
-    model_config = SettingsConfigDict(
-        env_prefix="LOANRISK_", extra="ignore", protected_namespaces=()
-    )
+    The registered model's name and the tracking URI come from :class:`SharedSettings`, which
+    training reads too.
+    """
 
     # Model and registry
-    model_name: str = Field("loan-default", description="Registered model to serve")
     model_alias: str = Field("champion", description="Registry alias to serve")
-    mlflow_tracking_uri: str | None = Field(
-        None,
-        validation_alias="MLFLOW_TRACKING_URI",
-        description="MLflow tracking and registry server; default: SQLite in the working directory",
-    )
     reload_interval_s: float = Field(
         30.0, ge=0, description="Seconds between registry checks for a new champion; 0 disables"
     )

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-DEFAULT_MODEL_NAME = "loan-default"
+from models.settings import SharedSettings
+
 CHAMPION = "champion"
 
 
 def model_name() -> str:
-    return os.environ.get("LOANRISK_MODEL_NAME", DEFAULT_MODEL_NAME)
+    """The registered model's name: ``LOANRISK_MODEL_NAME``, else ``loan-default``."""
+    return SharedSettings().model_name
 
 
 @dataclass(frozen=True)

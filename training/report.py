@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -15,6 +17,7 @@ from models.calibration import Calibrator
 from models.network import NetworkConfig
 from models.risk_model import RiskModel
 
+CARD_TEMPLATE = "model_card.md.j2"
 # Metrics shown in the model card's comparison table, in this order.
 CARD_METRICS = (
     "roc_auc",
@@ -150,133 +153,99 @@ class CardInputs:
 
 
 def model_card(inputs: CardInputs) -> str:
-    """A short markdown model card: data, features, exclusions, metrics, fairness, limits."""
+    """A short markdown model card: data, features, exclusions, metrics, fairness, limits.
+
+    The prose is the template ``training/templates/model_card.md.j2``; this function gathers the
+    numbers and the tables it shows.
+    """
     model = inputs.risk_model
-    contract = model.contract
-    test_rows = inputs.rows.get("test", 0)
-    test_positives = round(test_rows * inputs.positive_rates.get("test", 0.0))
-    dnn = inputs.metrics["dnn"]
-    se = auc_standard_error(dnn["roc_auc"], test_positives, test_rows - test_positives)
+    rows = {part: inputs.rows.get(part, 0) for part in ("train", "validation", "test")}
+    positive_rates = {part: inputs.positive_rates.get(part, 0.0) for part in ("train", "test")}
+    test_positives = round(rows["test"] * positive_rates["test"])
+    se = auc_standard_error(
+        inputs.metrics["dnn"]["roc_auc"], test_positives, rows["test"] - test_positives
+    )
+    return _card_template().render(
+        model_name=inputs.model_name,
+        run_id=inputs.run_id,
+        created=inputs.created,
+        gate_outcome=inputs.gate_outcome,
+        gate_alias=inputs.gate_alias,
+        gate_reason=inputs.gate_reason,
+        contract=model.contract,
+        data_file=inputs.data_file,
+        data_sha256=inputs.data_sha256,
+        rows=rows,
+        positive_rates=positive_rates,
+        total_rows=sum(inputs.rows.values()),
+        seed=inputs.seed,
+        features_table=markdown_table(_features_frame(model, inputs.influence)),
+        config=inputs.config,
+        members=len(model.network.members),
+        epochs_run=inputs.epochs_run,
+        calibrator_text=_calibrator_text(model.calibrator),
+        threshold=inputs.threshold,
+        threshold_source=inputs.threshold_source,
+        auc_standard_error=se,
+        metrics=inputs.metrics,
+        metrics_table=markdown_table(_metrics_frame(inputs.metrics)),
+        ece_uncalibrated=inputs.ece_uncalibrated,
+        ece_noise_floor=inputs.ece_noise_floor,
+        fairness_table="" if inputs.fairness.empty else markdown_table(inputs.fairness, ".3f"),
+        git=inputs.environment.get("git", {}),
+        packages=inputs.environment.get("packages", {}),
+        python=inputs.environment.get("python", "?"),
+    )
+
+
+def _features_frame(model: RiskModel, influence: pd.Series) -> pd.DataFrame:
+    """Each input with its kind, its encoding and its influence, most influential first."""
     transforms = {t.name: t for t in model.preprocessor.numeric}
     categories = {t.name: t for t in model.preprocessor.categorical}
-    feature_lines = []
-    for spec in contract.features:
+    lines = []
+    for spec in model.contract.features:
         if spec.kind == "numeric":
             t = transforms[spec.name]
             how = ("log1p, " if t.log else "") + "standardised"
             how += ", missing → median + indicator" if t.missing_indicator else ""
         else:
-            c = categories[spec.name]
-            how = f"one-hot, {len(c.categories)} categories + unknown"
-        influence = inputs.influence.get(spec.name, float("nan"))
-        feature_lines.append((spec.name, spec.kind, how, influence))
-    features_table = pd.DataFrame(
-        feature_lines, columns=["feature", "kind", "encoding", "AUC drop when shuffled"]
+            how = f"one-hot, {len(categories[spec.name].categories)} categories + unknown"
+        lines.append((spec.name, spec.kind, how, influence.get(spec.name, float("nan"))))
+    return pd.DataFrame(
+        lines, columns=["feature", "kind", "encoding", "AUC drop when shuffled"]
     ).sort_values("AUC drop when shuffled", ascending=False)
-    metric_rows = []
-    for name in CARD_METRICS:
-        metric_rows.append(
-            [name, *(inputs.metrics[m].get(name, float("nan")) for m in inputs.metrics)]
-        )
-    metrics_table = pd.DataFrame(metric_rows, columns=["test metric", *inputs.metrics])
-    calibrator = model.calibrator.to_dict()
-    calibrator_text = ", ".join(
+
+
+def _metrics_frame(metrics: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """One row per metric of CARD_METRICS, one column per model."""
+    rows = [[name, *(metrics[m].get(name, float("nan")) for m in metrics)] for name in CARD_METRICS]
+    return pd.DataFrame(rows, columns=["test metric", *metrics])
+
+
+def _calibrator_text(calibrator: Calibrator) -> str:
+    """``method = platt, a = 0.9812, b = -0.0345``; isotonic gives its number of knots."""
+    text = ", ".join(
         f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}"
-        for k, v in calibrator.items()
+        for k, v in calibrator.to_dict().items()
         if k not in ("knots", "values")
     )
-    if model.calibrator.method == "isotonic":
-        calibrator_text += f", {len(model.calibrator.knots)} knots"
-    git = inputs.environment.get("git", {})
-    packages = inputs.environment.get("packages", {})
-    protected = ", ".join(contract.protected) or "none declared"
-    dropped = ", ".join(contract.dropped) or "none"
-    fairness = (
-        markdown_table(inputs.fairness, ".3f")
-        if not inputs.fairness.empty
-        else "No protected columns are declared for this data, so there is no group table. "
-        "Declare them under `protected` in the schema file."
+    if calibrator.method == "isotonic":
+        text += f", {len(calibrator.knots)} knots"
+    return text
+
+
+@cache
+def _card_template() -> jinja2.Template:
+    # Built on first use, not at import. Markdown, not HTML: nothing is escaped. StrictUndefined
+    # turns a misspelt name in the template into an error instead of an empty string.
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("training", "templates"),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    members = len(model.network.members)
-    epochs = ", ".join(str(e) for e in inputs.epochs_run)
-    lines = [
-        f"# Model card: {inputs.model_name}",
-        "",
-        f"Run `{inputs.run_id}`, {inputs.created:%Y-%m-%d %H:%M} UTC. "
-        f"Gate: **{inputs.gate_outcome}**, alias `{inputs.gate_alias}` — {inputs.gate_reason}.",
-        "",
-        "## Purpose",
-        "",
-        "Estimates the probability that a loan applicant defaults "
-        f"(`{contract.target} == {contract.positive_label!r}`), from the application fields "
-        "below, to support — not replace — a credit decision.",
-        "",
-        "## Data",
-        "",
-        f"- File `{inputs.data_file}`, SHA-256 `{inputs.data_sha256}`.",
-        f"- Rows: {inputs.rows.get('train', 0)} train / {inputs.rows.get('validation', 0)} "
-        f"validation / {test_rows} test (stratified, seed {inputs.seed}); default rate "
-        f"{inputs.positive_rates.get('train', 0.0):.3f} in train, "
-        f"{inputs.positive_rates.get('test', 0.0):.3f} in test.",
-        f"- Protected columns, excluded from the inputs and used only for the fairness table: "
-        f"{protected}.",
-        f"- Other columns dropped: {dropped}.",
-        "",
-        "## Features used",
-        "",
-        markdown_table(features_table),
-        "",
-        "## Model",
-        "",
-        f"- Dense network {'-'.join(str(u) for u in inputs.config.hidden_units)} (ReLU), dropout "
-        f"keep probability {inputs.config.keep_probability:g}, L2 {inputs.config.l2:g}, Adam "
-        f"{inputs.config.learning_rate:g}, batch {inputs.config.batch_size}; "
-        f"{members} seed{'s' if members > 1 else ''} averaged on the logit; early stopping on "
-        f"validation cross-entropy (epochs run: {epochs}).",
-        f"- Calibration fitted on the validation split: {calibrator_text}.",
-        f"- Operating threshold {inputs.threshold:.4f} ({inputs.threshold_source}): applicants "
-        "at or above it are declined.",
-        "",
-        "## Test metrics",
-        "",
-        "The DNN against the baselines, all fitted on the same training rows and measured on the "
-        f"same {test_rows} test rows. The DNN's AUC carries a standard error of about {se:.3f} "
-        "(Hanley-McNeil) at this sample size.",
-        "",
-        markdown_table(metrics_table),
-        "",
-        f"Calibration: ECE {dnn['ece']:.4f} after calibration, {inputs.ece_uncalibrated:.4f} "
-        f"before. A perfectly calibrated model would show an ECE of about "
-        f"{inputs.ece_noise_floor:.4f} on this many rows from sampling noise alone (10 "
-        "equal-frequency bins).",
-        "",
-        "## Outcomes by protected group (test split)",
-        "",
-        fairness,
-        "",
-        "`approval_ratio_to_highest` below 0.8 (the four-fifths screen) calls for review; small "
-        "groups are noisy, read them with their row counts.",
-        "",
-        "## Known limits",
-        "",
-        f"- Trained and tested on {sum(inputs.rows.values())} rows of one file: the metrics "
-        "describe that population and period only; the model has not been validated out of time "
-        "or on another lender's applicants.",
-        '- Categories not seen in training are scored as an "unknown" category; numeric '
-        "values beyond 10 standard deviations of the training data are clipped.",
-        "- Excluding protected columns does not prevent other features from acting as proxies "
-        "for them; review the group table above and features such as geography.",
-        "- Probabilities are calibrated to the default rate of the training data; a population "
-        "with a different default rate needs recalibration.",
-        "",
-        "## Reproducibility",
-        "",
-        f"- Code commit `{git.get('commit', 'unknown')}`"
-        + (" (uncommitted changes present)" if git.get("dirty") else "")
-        + f"; seed {inputs.seed}; TensorFlow op determinism on.",
-        "- "
-        + ", ".join(f"{name} {version}" for name, version in sorted(packages.items()))
-        + f"; Python {inputs.environment.get('python', '?')}.",
-        "",
-    ]
-    return "\n".join(lines)
+    environment.filters["fmt"] = format
+    environment.filters["repr"] = repr
+    return environment.get_template(CARD_TEMPLATE)

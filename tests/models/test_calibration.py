@@ -72,3 +72,46 @@ def test_identity_is_the_sigmoid_and_platt_keeps_the_ranking() -> None:
 def test_calibration_needs_both_outcomes() -> None:
     with pytest.raises(ValueError, match="both outcomes"):
         fit_calibrator(np.zeros(10), np.zeros(10), "platt")
+
+
+# calibration.json exactly as registered models carry it.
+SAVED_ISOTONIC = """{
+  "method": "isotonic",
+  "knots": [
+    -1.5,
+    0.25,
+    2.0
+  ],
+  "values": [
+    0.05,
+    0.2,
+    0.7
+  ]
+}
+"""
+
+
+def test_a_saved_calibrator_loads_and_saves_back_to_the_same_json(tmp_path) -> None:
+    (tmp_path / "calibration.json").write_text(SAVED_ISOTONIC)
+    calibrator = Calibrator.load(tmp_path / "calibration.json")
+    assert calibrator == Calibrator("isotonic", knots=(-1.5, 0.25, 2.0), values=(0.05, 0.2, 0.7))
+    calibrator.save(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_text() == SAVED_ISOTONIC
+    (tmp_path / "platt.json").write_text('{"method": "platt", "a": 1, "b": -0.5}')
+    assert Calibrator.load(tmp_path / "platt.json") == Calibrator("platt", a=1.0, b=-0.5)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"method": "isotonic", "knots": [0, "x"], "values": [0.1, 0.2]}', r"knots\.1"),
+        ('{"method": "sigmoid"}', "method"),
+        ('{"method": "isotonic", "knots": [0, 1], "values": [0.5, 0.2]}', "non-decreasing"),
+    ],
+)
+def test_a_damaged_calibrator_is_refused_with_the_reason(
+    tmp_path, content: str, message: str
+) -> None:
+    (tmp_path / "calibration.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        Calibrator.load(tmp_path / "calibration.json")

@@ -95,3 +95,79 @@ def test_contract_round_trips_through_json(tmp_path: Path, credit_frame: pd.Data
 def test_boolean_columns_are_categorical() -> None:
     frame = pd.DataFrame({"y": [0, 1, 0], "flag": np.array([True, False, True])})
     assert infer_contract(frame, "y", "1").feature("flag").kind == "categorical"
+
+
+@pytest.mark.parametrize(
+    ("content", "path"),
+    [
+        ('{"features": {"a": {"kind": "numeric", "minimum": "x"}}}', "features.a.minimum"),
+        ('{"features": {"a": {"kind": "numeric", "colour": 1}}}', "features.a: unknown keys"),
+        ('{"features": {"a": {"maximum": 3}}}', "features.a.kind: Field required"),
+        ('{"protected": "Age"}', "protected: Input should be a valid list"),
+    ],
+)
+def test_schema_file_errors_name_the_field_on_one_line(
+    tmp_path: Path, content: str, path: str
+) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text(content)
+    with pytest.raises(ContractError) as caught:
+        Schema.load(schema)
+    message = str(caught.value)
+    assert path in message and str(schema) in message
+    assert "\n" not in message
+
+
+def test_a_numeric_positive_label_in_a_schema_file_is_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text('{"target": "y", "positive_label": 1}')
+    assert Schema.load(path).positive_label == "1"
+
+
+# A contract.json exactly as registered models carry it.
+SAVED_CONTRACT = """{
+  "version": 1,
+  "target": "y",
+  "positive_label": "bad",
+  "protected": [
+    "Age"
+  ],
+  "dropped": [],
+  "features": [
+    {
+      "name": "amount",
+      "kind": "numeric",
+      "nullable": true,
+      "minimum": null,
+      "exclusive_minimum": null,
+      "maximum": 1000000.0,
+      "description": "loan amount"
+    },
+    {
+      "name": "home",
+      "kind": "categorical",
+      "nullable": false,
+      "minimum": null,
+      "exclusive_minimum": null,
+      "maximum": null,
+      "description": ""
+    }
+  ]
+}
+"""
+
+
+def test_a_saved_contract_loads_and_saves_back_to_the_same_json(tmp_path: Path) -> None:
+    (tmp_path / "contract.json").write_text(SAVED_CONTRACT)
+    contract = FeatureContract.load(tmp_path / "contract.json")
+    assert contract.protected == ("Age",)
+    assert contract.feature("amount").maximum == 1e6 and contract.feature("amount").nullable
+    assert contract.feature("home").kind == "categorical"
+    contract.save(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_text() == SAVED_CONTRACT
+
+
+def test_a_damaged_contract_names_the_field(tmp_path: Path) -> None:
+    (tmp_path / "contract.json").write_text(SAVED_CONTRACT.replace('"categorical"', '"text"'))
+    with pytest.raises(ValueError, match=r"features\.1\.kind"):
+        FeatureContract.load(tmp_path / "contract.json")

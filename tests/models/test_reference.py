@@ -54,3 +54,28 @@ def test_score_psi_detects_a_shift(reference: TrainingReference) -> None:
 def test_round_trip(tmp_path, reference: TrainingReference) -> None:
     reference.save(tmp_path / "reference.json")
     assert TrainingReference.load(tmp_path / "reference.json") == reference
+
+
+# reference.json exactly as registered models carry it.
+SAVED_REFERENCE = (
+    '{"baseline": [0.5, 0.25, 1.0], "numeric": [{"name": "amount", "median": 100.0, '
+    '"edges": [84.0, 130.10000000000002], "proportions": [0.25, 0.25, 0.25, 0.25]}], '
+    '"categorical": [{"name": "home", "mode": "rent", "categories": ["rent", "own"], '
+    '"proportions": [0.5, 0.25, 0.25]}], "score_edges": [0.16000000000000003, 0.25], '
+    '"score_proportions": [0.25, 0.5, 0.25]}\n'
+)
+
+
+def test_a_saved_reference_loads_and_saves_back_to_the_same_json(tmp_path) -> None:
+    (tmp_path / "reference.json").write_text(SAVED_REFERENCE)
+    loaded = TrainingReference.load(tmp_path / "reference.json")
+    assert loaded.numeric[0].edges == [84.0, 130.10000000000002]
+    assert loaded.categorical[0].mode == "rent"
+    loaded.save(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_text() == SAVED_REFERENCE
+
+
+def test_a_damaged_reference_names_the_field(tmp_path) -> None:
+    (tmp_path / "reference.json").write_text(SAVED_REFERENCE.replace("84.0", '"low"'))
+    with pytest.raises(ValueError, match=r"numeric\.0\.edges\.0"):
+        TrainingReference.load(tmp_path / "reference.json")

@@ -1,0 +1,116 @@
+"""Stage 1, prepare: the validated data, its train / validation / test split, the network's
+recipe for that many training rows, and the record of the environment; logged on the run as tags,
+parameters and row counts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from models.contract import FeatureContract
+from models.network import NetworkConfig
+from training.data import Dataset, Split, load_dataset, stratified_split
+from training.pipeline import resolve_config
+from training.reproducibility import environment_record
+from training.stages.options import TrainOptions
+
+Part = Literal["train", "validation", "test"]
+PARTS: tuple[Part, ...] = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The data of one run, split, with the recipe and the environment it will be fitted in."""
+
+    dataset: Dataset
+    split: Split
+    config: NetworkConfig
+    environment: Mapping[str, Any]
+
+    @property
+    def contract(self) -> FeatureContract:
+        return self.dataset.contract
+
+    def rows(self, part: Part) -> pd.DataFrame:
+        """The raw feature columns of one part of the split."""
+        return self.dataset.features.iloc[getattr(self.split, part)]
+
+    def y(self, part: Part) -> np.ndarray:
+        """The 0/1 outcomes of one part of the split (int64)."""
+        return self.dataset.y[getattr(self.split, part)]
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        return {part: len(getattr(self.split, part)) for part in PARTS}
+
+    @property
+    def git_commit(self) -> str:
+        return self.environment["git"]["commit"]
+
+    def summary(self) -> str:
+        """One line for the console: file, rows, features, default rate."""
+        return (
+            f"training on {self.dataset.path.name}: {len(self.dataset.frame)} rows, "
+            f"{len(self.contract.features)} features, positive rate {self.dataset.y.mean():.3f}"
+        )
+
+
+def prepare(options: TrainOptions) -> Prepared:
+    """Read, validate and split ``options.data``; raise DataError on unusable data."""
+    dataset = load_dataset(options.data, options.target, options.positive_label, options.schema)
+    split = stratified_split(dataset.y, options.seed)
+    return Prepared(
+        dataset=dataset,
+        split=split,
+        config=resolve_config(options.network, len(split.train), options.network_overrides),
+        environment=environment_record(dataset.sha256, options.seed),
+    )
+
+
+def log_prepared(prepared: Prepared, options: TrainOptions) -> None:
+    """Tag the active run and log the recipe, the data's identity and the split's sizes."""
+    dataset, contract, environment = prepared.dataset, prepared.contract, prepared.environment
+    mlflow.set_tags(
+        {
+            "loanrisk.stage": "train",
+            "loanrisk.data_file": dataset.path.name,
+            "loanrisk.model_kind": "dnn",
+            "loanrisk.git_commit": prepared.git_commit,
+        }
+    )
+    mlflow.log_params(
+        {
+            **prepared.config.to_params(),
+            "seed": options.seed,
+            "data_file": dataset.path.name,
+            "data_sha256": dataset.sha256,
+            "target": contract.target,
+            "positive_label": contract.positive_label,
+            "protected_columns": ",".join(contract.protected) or "none",
+            "dropped_columns": ",".join(contract.dropped) or "none",
+            "n_features_raw": len(contract.features),
+            "calibration": options.calibration,
+            "gate_margin": options.gate_margin,
+            "force_promote": options.force_promote,
+            "git_commit": prepared.git_commit,
+            "git_dirty": environment["git"]["dirty"],
+            "python_version": environment["python"],
+            **{f"version_{k}": v for k, v in environment["packages"].items()},
+        }
+    )
+    rows = prepared.row_counts
+    mlflow.log_metrics(
+        {
+            "rows_total": len(dataset.frame),
+            "rows_train": rows["train"],
+            "rows_validation": rows["validation"],
+            "rows_test": rows["test"],
+            "positive_rate_train": float(prepared.y("train").mean()),
+            "positive_rate_test": float(prepared.y("test").mean()),
+        }
+    )
