@@ -10,6 +10,8 @@ import typer
 
 from cli.db import db_app
 from cli.experiment import experiment_app
+from cli.monitor import monitor
+from cli.outcomes import outcomes_app
 from cli.serve import serve, up
 from cli.synth import synth
 from cli.train import benchmark, train
@@ -27,6 +29,8 @@ app.command()(up)
 app.command()(synth)
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(db_app, name="db")
+app.command()(monitor)
+app.add_typer(outcomes_app, name="outcomes")
 
 
 def main() -> None:

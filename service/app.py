@@ -25,7 +25,7 @@ from service.memory import keep_freed_memory
 from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.model_store import LoadedModel, ModelStore, ReloadOutcome
-from service.routes import admin, decisions, health, model, monitoring, score
+from service.routes import admin, decisions, health, model, monitoring, outcomes, score
 
 logger = logging.getLogger("loanrisk.service")
 
@@ -192,7 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_loaded=on_loaded,
     )
     install_error_handlers(app)
-    for router in (score, health, monitoring, model, decisions, admin):
+    for router in (score, health, monitoring, model, decisions, admin, outcomes):
         app.include_router(router.router)
     # Added last, so outermost: the request context wraps the scoring endpoints too.
     app.add_middleware(score.ScoringEndpoints, routes=app.routes)

@@ -1,4 +1,9 @@
-"""The ``decisions`` table and the audit database's engine.
+"""The audit database's tables and its engine.
+
+``decisions`` holds every answer; ``outcomes`` what became of a decided loan (one row per decision
+id, the latest word), ``outcome_corrections`` each change to an outcome (its history), and
+``shadow_scores`` what a challenger scored for a decision the champion made (filled by the service
+when it scores in the shadow; the monitor's ``--compare`` reads it).
 
 The table's definition here is what the code reads and writes; its life in a database (creation,
 later columns) is Alembic's (:mod:`service.audit.migrations`), so a change here comes with a
@@ -12,6 +17,7 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -41,6 +47,46 @@ decisions = Table(
     Column("risk_band", String(20), nullable=False),
     Column("decision", String(20), nullable=False),
     Column("reason_codes", JSON, nullable=False),
+)
+# One row per decided applicant whose outcome is known: the latest word. ``request_id`` is one
+# applicant's decision id (a batch's applicants each have theirs). Not a foreign key: decisions are
+# inserted by the writer process, and an outcome for an unknown id is refused by the code
+# (service.outcomes), which reports it rather than failing.
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("defaulted", Boolean, nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(20), nullable=False),  # "api" or "import"
+    Column("corrections", Integer, nullable=False),  # how many times it was changed
+)
+# Every change to an outcome: what it was, what it became, when and through which channel.
+outcome_corrections = Table(
+    "outcome_corrections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("previous_defaulted", Boolean, nullable=False),
+    Column("previous_observed_at", DateTime(timezone=True), nullable=False),
+    Column("defaulted", Boolean, nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    Column("corrected_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(20), nullable=False),
+)
+# A challenger's answer for a decision the champion made (the decision itself stays the
+# champion's): one row per decision id and challenger version.
+shadow_scores = Table(
+    "shadow_scores",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("model_name", String(200), primary_key=True),
+    Column("model_version", String(50), primary_key=True),
+    Column("alias", String(50), nullable=True),
+    Column("probability_of_default", Float, nullable=False),
+    Column("decision", String(20), nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
 )
 
 

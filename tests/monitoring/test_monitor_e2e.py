@@ -1,0 +1,181 @@
+"""The loop end to end: held-out credit_data rows scored through the service, their true outcomes
+imported from the data's own Status (approved and reviewed loans only), ``loanrisk monitor``'s
+figures checked against sklearn on the same rows; incomes halved give a PSI breach (exit 3)."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
+from sqlalchemy import insert, update
+from typer.testing import CliRunner
+
+from cli import app
+from service.audit import decisions, make_engine
+from service.audit.schema import shadow_scores
+from tests.conftest import CREDIT_DATA, ClientFactory, TrainedStore, applicant_payload
+from training.data import load_dataset, stratified_split
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+def score_held_out(client, frame: pd.DataFrame, names: list[str]) -> list[dict]:  # type: ignore[no-untyped-def]
+    results = []
+    for start in range(0, len(frame), 200):
+        chunk = frame.iloc[start : start + 200]
+        body = {"applicants": [applicant_payload(row, names) for _, row in chunk.iterrows()]}
+        answer = client.post("/v1/score/batch", json=body)
+        assert answer.status_code == 200, answer.text
+        results += answer.json()["results"]
+    return results
+
+
+def run_loop(
+    store: TrainedStore, make_client: ClientFactory, tmp_path: Path, halve_income: bool
+) -> tuple[pd.DataFrame, str, object]:
+    """Score the held-out rows, spread their decisions over 60 days, import approved and
+    reviewed loans' outcomes; the scored frame (with request ids), the audit URL, the import."""
+    dataset = load_dataset(CREDIT_DATA)  # what the store was trained on
+    held_out = dataset.frame.iloc[stratified_split(dataset.y, 0).test].reset_index(drop=True)
+    if halve_income:
+        held_out["Income"] = held_out["Income"] / 2
+    names = dataset.contract.names
+    with make_client() as client:
+        results = score_held_out(client, held_out, names)
+    held_out["request_id"] = [r["request_id"] for r in results]
+    held_out["decision"] = [r["decision"] for r in results]
+    held_out["p"] = [r["probability_of_default"] for r in results]
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    engine = make_engine(url)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    with engine.begin() as connection:  # decided over 60 days: two 30-day windows
+        for i, request_id in enumerate(held_out["request_id"]):
+            connection.execute(
+                update(decisions)
+                .where(decisions.c.request_id == request_id)
+                .values(created_at=start + timedelta(hours=i * 60 * 24 / len(held_out)))
+            )
+    engine.dispose()
+    lent = held_out[held_out["decision"] != "decline"]
+    file = tmp_path / "outcomes.csv"
+    pd.DataFrame(
+        {
+            "request_id": lent["request_id"],
+            "defaulted": np.where(lent["Status"] == "bad", "true", "false"),
+            "observed_at": "2025-12-31",
+        }
+    ).to_csv(file, index=False)
+    imported = CliRunner().invoke(
+        app, ["outcomes", "import", str(file), "--json"], env={"LOANRISK_AUDIT_DB_URL": url}
+    )
+    return held_out, url, imported
+
+
+def test_monitor_figures_match_a_direct_computation(
+    use_trained_store: TrainedStore,
+    make_client: ClientFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held_out, url, imported = run_loop(use_trained_store, make_client, tmp_path, False)
+    assert imported.exit_code == 0, imported.output
+    summary = json.loads(imported.output)
+    lent = held_out[held_out["decision"] != "decline"]
+    assert summary["recorded"] == len(lent) and summary["unknown"] == []
+    # The monitoring run goes to its own store; the registry stays the trained one.
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", use_trained_store.uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'monitoring.db'}")
+    ran = CliRunner().invoke(
+        app, ["monitor", "--window", "30d", "--json"], env={"LOANRISK_AUDIT_DB_URL": url}
+    )
+    assert ran.exit_code in (0, 3), ran.output
+    (report,) = json.loads(ran.output.strip().splitlines()[-1])
+    y = (lent["Status"] == "bad").to_numpy().astype(int)
+    p = lent["p"].to_numpy()
+    fpr, tpr, _ = roc_curve(y, p)
+    assert report["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert report["ks"] == pytest.approx(np.max(tpr - fpr), abs=1e-12)
+    assert report["observed_to_expected"] == pytest.approx(y.sum() / p.sum(), rel=1e-12)
+    assert report["outcomes"] == len(lent) and report["applications"] == len(held_out)
+    assert report["checks"]["stability"] in ("ok", "watch")
+    assert max(report["feature_psi"].values()) < 0.25
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("loan-default-monitoring").experiment_id]
+    )
+    assert run.data.tags["model_version"] == report["model_version"]
+    assert run.data.metrics["total_auc"] == pytest.approx(report["auc"])
+    assert len(client.get_metric_history(run.info.run_id, "window_auc")) == 2
+
+    # A challenger in the shadow: its scores written as the service will write them.
+    challenger = "99"
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(shadow_scores),
+            [
+                {
+                    "request_id": r,
+                    "model_name": "loan-default",
+                    "model_version": challenger,
+                    "alias": "challenger",
+                    "probability_of_default": q,
+                    "decision": "approve" if q < 0.15 else "decline" if q >= 0.35 else "review",
+                    "scored_at": datetime.now(UTC),
+                }
+                for r, q in zip(held_out["request_id"], np.sqrt(held_out["p"]), strict=True)
+            ],
+        )
+    engine.dispose()
+    compared = CliRunner().invoke(
+        app,
+        ["monitor", "--compare", report["model_version"], challenger],
+        env={"LOANRISK_AUDIT_DB_URL": url},
+    )
+    assert compared.exit_code == 0, compared.output
+    # sqrt is monotone: the same ranking, so the same AUC and a zero difference.
+    assert f"AUC champion {roc_auc_score(y, p):.4f}" in compared.output
+    assert "difference (challenger - champion) +0.0000" in compared.output
+    assert "selection effect" in compared.output
+
+
+def test_incomes_halved_breach_stability_and_exit_3(
+    use_trained_store: TrainedStore,
+    make_client: ClientFactory,
+    tmp_path: Path,
+) -> None:
+    _, url, imported = run_loop(use_trained_store, make_client, tmp_path, True)
+    assert imported.exit_code == 0, imported.output
+    ran = CliRunner().invoke(
+        app, ["monitor", "--no-mlflow", "--json"], env={"LOANRISK_AUDIT_DB_URL": url}
+    )
+    assert ran.exit_code == 3, ran.output
+    (report,) = json.loads(ran.output.strip().splitlines()[-1])
+    assert report["checks"]["stability"] == "breach"
+    assert report["feature_psi"]["Income"] > 0.25
+
+
+def test_an_unknown_id_in_the_file_exits_1(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    file = tmp_path / "outcomes.csv"
+    file.write_text("request_id,defaulted,observed_at\nnope,true,2025-01-01\nx,maybe,2025-01-01\n")
+    ran = CliRunner().invoke(
+        app, ["outcomes", "import", str(file)], env={"LOANRISK_AUDIT_DB_URL": url}
+    )
+    assert ran.exit_code == 1
+    assert "unknown request id: nope" in ran.output
+    assert "row 2: defaulted" in ran.output
+    missing = tmp_path / "bad.csv"
+    missing.write_text("request_id,defaulted\n")
+    assert (
+        CliRunner()
+        .invoke(app, ["outcomes", "import", str(missing)], env={"LOANRISK_AUDIT_DB_URL": url})
+        .exit_code
+        == 2
+    )
