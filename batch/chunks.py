@@ -1,4 +1,4 @@
-"""One chunk of applicants, as Arrow columns, checked and scored: the core of file and Spark scoring.
+"""A chunk of applicants, as Arrow columns, checked and scored: the core of file and Spark scoring.
 
 A row becomes the JSON body a client would send for that applicant, by these rules (documented in
 docs/scoring-files.md), and then gets the service's answer to that body:
@@ -258,6 +258,7 @@ class ChunkScorer:
                 columns.append(listed)
             else:
                 texts = checked.categorical[spec.name]
-                columns.append([text for text, kept in zip(texts, keep.tolist()) if kept])
+                kept = keep.tolist()
+                columns.append([text for text, k in zip(texts, kept, strict=True) if k])
         names = self._names
         return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]

@@ -43,7 +43,9 @@ def score(
     ] = None,
     rejects: Annotated[
         Path | None,
-        typer.Option(help="Refused rows and the service's message (default <output stem>.rejects.csv)"),
+        typer.Option(
+            help="Refused rows and the service's message (default <output stem>.rejects.csv)"
+        ),
     ] = None,
     chunk_rows: Annotated[
         int, typer.Option(min=1, help="Rows read, scored and written at a time")

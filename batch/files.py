@@ -162,7 +162,9 @@ def score_file(
     for destination in (output, rejects):
         file_format(destination)
     contract = path.contract
-    source = InputFile(input_path, [*id_columns, *(n for n in contract.names if n not in id_columns)])
+    source = InputFile(
+        input_path, [*id_columns, *(n for n in contract.names if n not in id_columns)]
+    )
     absent_ids = [name for name in id_columns if name not in source.names]
     required = [f.name for f in contract.features if not f.nullable]
     absent = [name for name in required if name not in source.names]

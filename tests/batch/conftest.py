@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -41,7 +42,9 @@ def run(tmp_path: Path, source: Path, output: Path, **options) -> object:
     )
 
 
-@pytest.mark.parametrize(("source_suffix", "output_suffix"), [(".csv", ".parquet"), (".parquet", ".csv")])
+@pytest.mark.parametrize(
+    ("source_suffix", "output_suffix"), [(".csv", ".parquet"), (".parquet", ".csv")]
+)
 def test_rows_get_the_answers_of_the_batch_route(
     registered: TrainedStore,
     client: TestClient,
@@ -61,12 +64,16 @@ def test_rows_get_the_answers_of_the_batch_route(
     names = client.get("/v1/model").json()["contract"]["features"]
     names = [feature["name"] for feature in names]
     for start in range(0, len(book), 100):  # the same rows in the same chunks
-        applicants = [applicant_payload(row, names) for _, row in book.iloc[start : start + 100].iterrows()]
+        applicants = [
+            applicant_payload(row, names) for _, row in book.iloc[start : start + 100].iterrows()
+        ]
         response = client.post("/v1/score/batch", json={"applicants": applicants})
         assert response.status_code == 200, response.text
         for offset, answer in enumerate(response.json()["results"]):
             row = scored.iloc[start + offset]
-            assert math.isclose(row["probability_of_default"], answer["probability_of_default"], abs_tol=1e-7)
+            assert math.isclose(
+                row["probability_of_default"], answer["probability_of_default"], abs_tol=1e-7
+            )
             assert row["score"] == pytest.approx(answer["score"], abs=0.011)
             assert row["risk_band"] == answer["risk_band"]
             assert row["decision"] == answer["decision"]
@@ -87,7 +94,9 @@ def test_one_applicant_scores_as_post_score(
     row = read(output).iloc[0]
     names = [f["name"] for f in client.get("/v1/model").json()["contract"]["features"]]
     answer = client.post("/v1/score", json=applicant_payload(one.iloc[0], names)).json()
-    assert math.isclose(row["probability_of_default"], answer["probability_of_default"], abs_tol=1e-7)
+    assert math.isclose(
+        row["probability_of_default"], answer["probability_of_default"], abs_tol=1e-7
+    )
     assert row["score"] == pytest.approx(answer["score"], abs=0.011)
     assert (row["risk_band"], row["decision"]) == (answer["risk_band"], answer["decision"])
     reasons = json.loads(row["reason_codes"])
@@ -134,10 +143,8 @@ def test_refused_rows_carry_the_services_message_and_the_rest_are_scored(
         for name in names:
             value = frame.loc[row, name]
             if isinstance(value, str) and name not in ("Home", "Records", "Job", "Marital"):
-                try:
+                with contextlib.suppress(ValueError):
                     value = float(value)
-                except ValueError:
-                    pass
             if value == "" or (isinstance(value, float) and math.isnan(value)):
                 continue
             body[name] = value.item() if hasattr(value, "item") else value
@@ -146,7 +153,10 @@ def test_refused_rows_carry_the_services_message_and_the_rest_are_scored(
         )
         assert response.status_code == 422
         error = response.json()["error"]
-        assert rejects.loc[row, "error"] == error["message"], (rejects.loc[row, "details"], json.dumps(body))
+        assert rejects.loc[row, "error"] == error["message"], (
+            rejects.loc[row, "details"],
+            json.dumps(body),
+        )
         assert json.loads(rejects.loc[row, "details"]) == error["details"]
         assert rejects.loc[row, "loan_id"] == book.loc[row, "loan_id"]
 
