@@ -12,6 +12,7 @@ from cli.db import db_app
 from cli.experiment import experiment_app
 from cli.monitor import monitor
 from cli.outcomes import outcomes_app
+from cli.score import score
 from cli.serve import serve, up
 from cli.synth import synth
 from cli.train import benchmark, train
@@ -27,6 +28,7 @@ app.command()(benchmark)
 app.command()(serve)
 app.command()(up)
 app.command()(synth)
+app.command(name="score")(score)
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(db_app, name="db")
 app.command()(monitor)

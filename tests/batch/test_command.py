@@ -1,0 +1,53 @@
+"""``loanrisk score``'s exit codes and summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cli.score import EXIT_REJECTS, EXIT_USAGE, score
+from tests.conftest import TrainedStore
+
+pytestmark = pytest.mark.slow
+
+
+def invoke(*args: str):
+    app = typer.Typer()
+    app.command(name="score")(score)
+    app.command(name="other")(lambda: None)  # more than one command: "score" is a subcommand
+    return CliRunner().invoke(app, ["score", *args])
+
+
+def test_exit_codes_say_whether_rows_were_refused(
+    registered: TrainedStore, book: pd.DataFrame, tmp_path: Path
+) -> None:
+    clean = tmp_path / "clean.csv"
+    book.to_csv(clean, index=False)
+    result = invoke("--input", str(clean), "--output", str(tmp_path / "a.parquet"))
+    assert result.exit_code == 0, result.output
+    assert f"scored {len(book)} of {len(book)} rows" in result.output
+
+    dirty = tmp_path / "dirty.csv"
+    book.astype({"Income": object}).assign(Income=["-1"] + ["100"] * (len(book) - 1)).to_csv(
+        dirty, index=False
+    )
+    result = invoke(
+        "--input", str(dirty), "--output", str(tmp_path / "b.csv"), "--id-column", "loan_id"
+    )
+    assert result.exit_code == EXIT_REJECTS, result.output
+    assert "rejected: 1 rows" in result.output
+    assert (tmp_path / "b.rejects.csv").is_file()
+
+    for args in (
+        ["--input", str(tmp_path / "absent.csv"), "--output", str(tmp_path / "c.parquet")],
+        ["--input", str(clean), "--output", str(tmp_path / "c.json")],
+        ["--input", str(clean), "--output", str(tmp_path / "c.csv"), "--engine", "dask"],
+        ["--input", str(clean), "--output", str(tmp_path / "c.csv"), "--model", "models:/nope@x"],
+    ):
+        result = invoke(*args)
+        assert result.exit_code == EXIT_USAGE, (args, result.output)
+    assert not list(tmp_path.glob("c.*"))
