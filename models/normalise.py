@@ -28,6 +28,9 @@ STRIP_WHITESPACE = 1
 # Written by every preprocessing fitted now.
 CURRENT_NORMALISATION = STRIP_WHITESPACE
 VERSIONS = (NO_NORMALISATION, STRIP_WHITESPACE)
+# Key of a cleaned training frame's ``attrs`` mapping each column to its dtype as read from the
+# file (pandas keeps ``attrs`` through selections); the pyfunc signature is typed from it.
+READ_AS = "loanrisk_read_as"
 
 
 def _read_v0(value: Any) -> str | None:

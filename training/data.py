@@ -175,6 +175,7 @@ def load_dataset(
             schema,
             read_notes=[] if dialect is None else dialect.notes(),
             decimal_comma=dialect is not None and dialect.delimiter == ";",
+            announce_read=dialect is not None and dialect != CsvDialect("utf-8-sig", ","),
         )
     except ColumnError as exc:
         raise DataError(str(exc)) from None

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from models.contract import Schema
-from models.normalise import CURRENT_NORMALISATION, normalise_categories
+from models.normalise import CURRENT_NORMALISATION, READ_AS, normalise_categories
 
 # Read as missing on top of pandas' own list ("", "NA", "N/A", "n/a", "NULL", "null", "NaN",
 # "nan", "None", "#N/A", "<NA>", ...), in CSV files and, after stripping spaces, in text columns.
@@ -98,6 +98,9 @@ class Examined:
     left_out: list[str] = field(default_factory=list)
     booleans: list[str] = field(default_factory=list)
     read_notes: list[str] = field(default_factory=list)
+    # Whether the file was read in an unusual way (not a UTF-8, comma-separated CSV): said on the
+    # console as well as in the report.
+    announce_read: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,7 +115,7 @@ class Examined:
 
     def lines(self) -> list[str]:
         """One console line per column that was not simply kept, then the read notes."""
-        out = list(self.read_notes)
+        out = list(self.read_notes) if self.announce_read else []
         for c in self.columns:
             if c.action in ("dropped", "normalised", "refused") or c.unparseable:
                 out.append(f"  {c.name}: {c.action} ({c.reason})")
@@ -259,7 +262,7 @@ def _examine_column(
     elif declared == "categorical":
         cleaned, kind, why = normalise_categories(values), "categorical", "declared in the schema"
     elif pd.api.types.is_numeric_dtype(raw) and not is_bool:
-        if raw.dtype.kind in "iuf":  # plain NumPy numbers: kept as read (int64 stays int64)
+        if isinstance(raw.dtype, np.dtype):  # plain NumPy numbers: kept as read (int64 stays)
             cleaned = raw
         else:  # nullable Int64 / Float64, Arrow numbers: float64 with NaN for missing
             cleaned = pd.to_numeric(values, errors="coerce").astype(np.float64)
@@ -362,6 +365,7 @@ def examine(
     schema: Schema,
     read_notes: Sequence[str] = (),
     decimal_comma: bool = False,
+    announce_read: bool = False,
 ) -> Examined:
     """Check and clean every column of ``frame`` before anything is fitted.
 
@@ -428,10 +432,15 @@ def examine(
             booleans.append(str(name))
     if problems:
         raise ColumnError("; ".join(problems))
+    out = pd.DataFrame(cleaned, index=frame.index)
+    # Each column's dtype as read, carried with the frame (pandas keeps ``attrs`` through
+    # selections): the pyfunc signature needs it to accept the training file's own rows.
+    out.attrs[READ_AS] = {str(name): str(frame[name].dtype) for name in frame.columns}
     return Examined(
-        frame=pd.DataFrame(cleaned, index=frame.index),
+        frame=out,
         columns=reports,
         left_out=left_out,
         booleans=booleans,
         read_notes=list(read_notes),
+        announce_read=announce_read,
     )
