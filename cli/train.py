@@ -3,6 +3,7 @@ baselines. TensorFlow and MLflow are imported inside the commands, so ``--help``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -103,6 +104,10 @@ def train(
     ] = False,
 ) -> None:
     """Train the DNN and the baselines, log the run to MLflow, register the model, gate it."""
+    # TensorFlow's C++ start-up and graph notes (oneDNN, absl, "NodeDef mentions attribute")
+    # are not this command's output; set before TensorFlow is imported. A value already in the
+    # environment wins (TF_CPP_MIN_LOG_LEVEL=0 shows them all).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from models.mlflow_flavor import use_tracking
     from training.data import BUNDLED_DATA, DataError
     from training.registry import CHAMPION, alias_version, model_name

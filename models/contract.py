@@ -8,6 +8,7 @@ recorded so that they can be reported on, but they are never model inputs.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,9 @@ from pydantic import (
 )
 
 FeatureKind = Literal["numeric", "categorical"]
+# How a categorical field's values are written: text, or JSON true / false (a boolean column in
+# the training data). Encoded the same way either way, as the categories "False" and "True".
+Representation = Literal["text", "boolean"]
 
 
 class ContractError(ValueError):
@@ -41,6 +45,14 @@ class FeatureSpec:
     exclusive_minimum: float | None = None
     maximum: float | None = None
     description: str = ""
+    representation: Representation = "text"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        # Written only when it is not text, so contracts of text-only data read as before.
+        if self.representation == "text":
+            del data["representation"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,7 @@ class FeatureContract:
             "positive_label": self.positive_label,
             "protected": list(self.protected),
             "dropped": list(self.dropped),
-            "features": [asdict(f) for f in self.features],
+            "features": [f.to_dict() for f in self.features],
         }
 
     @classmethod
@@ -191,15 +203,20 @@ def infer_contract(
     target: str,
     positive_label: str,
     schema: Schema | None = None,
+    *,
+    left_out: Sequence[str] = (),
+    booleans: Collection[str] = (),
 ) -> FeatureContract:
     """Infer the contract from training rows, letting a schema override kinds and bounds.
 
     Inference rules, for columns the schema does not describe: numeric dtypes are numeric, anything
     else is categorical; a numeric column never negative in the data gets ``minimum: 0`` (money
-    amounts, counts, terms); a column with missing values is nullable.
+    amounts, counts, terms); a column with missing values is nullable. ``left_out`` names columns
+    the data checks dropped (empty, constant, identifiers): recorded under ``dropped`` after the
+    schema's own. ``booleans`` names categorical columns whose values are booleans.
     """
     schema = schema or Schema()
-    excluded = {target, *schema.protected, *schema.drop}
+    excluded = {target, *schema.protected, *schema.drop, *left_out}
     for name in [*schema.protected, *schema.drop, *schema.features]:
         if name not in frame.columns:
             raise ContractError(f"schema names column {name!r}, which is not in the data")
@@ -236,6 +253,7 @@ def infer_contract(
                 exclusive_minimum=None if declared is None else declared.exclusive_minimum,
                 maximum=None if declared is None else declared.maximum,
                 description="" if declared is None else declared.description,
+                representation="boolean" if name in booleans else "text",
             )
         )
     if not specs:
@@ -245,5 +263,5 @@ def infer_contract(
         positive_label=str(positive_label),
         features=tuple(specs),
         protected=tuple(schema.protected),
-        dropped=tuple(schema.drop),
+        dropped=(*schema.drop, *(name for name in left_out if name not in schema.drop)),
     )

@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
 from models.contract import FeatureContract, FeatureSpec
+from models.normalise import READ_AS
 from models.registered import RISK_MODEL_ARTIFACT
 from models.settings import SharedSettings
 
@@ -57,12 +60,31 @@ class LoanRiskPyfunc(PythonModel):
         return pd.DataFrame({OUTPUT_COLUMN: self.reference.score_frame(frame)})
 
 
-def _column_type(frame: pd.DataFrame, spec: FeatureSpec) -> str:
+def _column_type(frame: pd.DataFrame, spec: FeatureSpec) -> str | AnyType:
+    """The signature type of one input. MLflow cannot hold a missing value in a boolean, nor
+    cast a pandas nullable integer / float holding one (``Int64`` with ``pd.NA``) to a double,
+    so those columns are typed ``any`` and the preprocessing reads their values (measured with
+    MLflow 3.17: ``boolean`` or ``double`` refuse the rows of such a training file)."""
+    read_as = frame.attrs.get(READ_AS, {}).get(spec.name)
+    extension = read_as is not None and not isinstance(_dtype(read_as), np.dtype)
     if spec.kind == "categorical":
+        if spec.representation == "boolean":
+            return AnyType() if spec.nullable else "boolean"
         return "string"
+    if extension:
+        if spec.nullable:
+            return AnyType()
+        return "long" if pd.api.types.is_integer_dtype(_dtype(read_as)) else "double"
     # Integer columns stay "long" so that a DataFrame read from the training file scores as is;
     # MLflow refuses to cast int64 to double implicitly.
     return "long" if pd.api.types.is_integer_dtype(frame[spec.name]) else "double"
+
+
+def _dtype(name: str) -> Any:
+    try:
+        return pd.api.types.pandas_dtype(name)
+    except TypeError:
+        return object
 
 
 def signature_for(contract: FeatureContract, frame: pd.DataFrame) -> ModelSignature:
@@ -77,11 +99,18 @@ def signature_for(contract: FeatureContract, frame: pd.DataFrame) -> ModelSignat
 
 
 def input_example(frame: pd.DataFrame, contract: FeatureContract, rows: int = 3) -> pd.DataFrame:
-    """A few complete rows of raw inputs, typed as the signature expects."""
-    complete = frame[contract.names].dropna().head(rows).copy()
+    """A few rows of raw inputs, typed as the signature expects: complete rows when there are
+    any, else the rows missing the fewest values (missing values as None)."""
+    inputs = frame[contract.names]
+    order = inputs.isna().sum(axis=1).sort_values(kind="stable").index[:rows]
+    example = inputs.loc[order].copy()
     for spec in contract.categorical:
-        complete[spec.name] = complete[spec.name].astype(str)
-    return complete.reset_index(drop=True)
+        column = example[spec.name].astype(object)
+        if spec.representation == "boolean":
+            example[spec.name] = column.map(lambda v: None if pd.isna(v) else bool(v))
+        else:
+            example[spec.name] = column.map(lambda v: None if pd.isna(v) else str(v))
+    return example.reset_index(drop=True)
 
 
 def pip_requirements() -> list[str]:

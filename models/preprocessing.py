@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.contract import FeatureContract
+from models.normalise import CURRENT_NORMALISATION, NO_NORMALISATION, category_reader
 
 # A non-negative column whose skewness exceeds this is log1p-transformed before standardising, so
 # heavy-tailed money amounts do not squash every ordinary applicant into a sliver of the range.
@@ -62,10 +63,8 @@ class CategoricalTransform:
         return len(self.categories) + 1
 
 
-def as_category(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    return str(value)
+# How models saved before normalisation existed read a category (see models/normalise.py).
+as_category = category_reader(NO_NORMALISATION)
 
 
 class Preprocessor:
@@ -75,9 +74,13 @@ class Preprocessor:
         self,
         numeric: Sequence[NumericTransform],
         categorical: Sequence[CategoricalTransform],
+        normalisation: int = NO_NORMALISATION,
     ) -> None:
         self.numeric = tuple(numeric)
         self.categorical = tuple(categorical)
+        # Every category value is read by this one function (models/normalise.py).
+        self.normalisation = normalisation
+        self.read_category = category_reader(normalisation)
         self._lookups = [
             {category: index for index, category in enumerate(t.categories)}
             for t in self.categorical
@@ -154,11 +157,12 @@ class Preprocessor:
             )
         categorical = []
         for spec in contract.categorical:
-            counts = Counter(as_category(v) for v in frame[spec.name].tolist())
+            read = category_reader(CURRENT_NORMALISATION)
+            counts = Counter(read(v) for v in frame[spec.name].tolist())
             counts.pop(None, None)
             frequent = [c for c, n in counts.most_common(MAX_CATEGORIES) if n >= MIN_CATEGORY_ROWS]
             categorical.append(CategoricalTransform(spec.name, tuple(sorted(frequent))))
-        return cls(numeric, categorical)
+        return cls(numeric, categorical, CURRENT_NORMALISATION)
 
     def _output_names(self) -> list[str]:
         names: list[str] = []
@@ -220,16 +224,13 @@ class Preprocessor:
         out[:, self._numeric_positions] = standard
         out[:, self._indicator_positions] = missing[:, self._indicator_columns]
         rows = np.arange(n_rows)
+        read = self.read_category
         for t, lookup, offset, values_ in zip(
             self.categorical, self._lookups, self._category_offsets, categories, strict=True
         ):
             unknown = len(t.categories)
             get = lookup.get
-            # A str is its own category (as_category only converts other values).
-            indices = [
-                get(v, unknown) if v.__class__ is str else get(as_category(v), unknown)  # type: ignore[arg-type]
-                for v in values_
-            ]
+            indices = [get(read(v), unknown) for v in values_]  # type: ignore[arg-type]
             out[rows, offset + np.asarray(indices, dtype=np.int64)] = 1.0
         return out
 
@@ -248,7 +249,7 @@ class Preprocessor:
             if indicator is not None and missing:
                 out[indicator] = 1.0
         for name, lookup, offset, unknown in self._category_plan:
-            out[offset + lookup.get(as_category(record.get(name)), unknown)] = 1.0  # type: ignore[arg-type]
+            out[offset + lookup.get(self.read_category(record.get(name)), unknown)] = 1.0  # type: ignore[arg-type]
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,6 +258,7 @@ class Preprocessor:
             "categorical": [
                 {"name": t.name, "categories": list(t.categories)} for t in self.categorical
             ],
+            "normalisation": self.normalisation,
         }
 
     @classmethod
@@ -264,6 +266,8 @@ class Preprocessor:
         return cls(
             [NumericTransform(**t) for t in data["numeric"]],
             [CategoricalTransform(t["name"], tuple(t["categories"])) for t in data["categorical"]],
+            # Absent in models saved before normalisation existed: they read values as before.
+            data.get("normalisation", NO_NORMALISATION),
         )
 
     def save(self, path: Path) -> None:

@@ -15,6 +15,8 @@ MAX_CATEGORY_LENGTH = 200
 
 def _value_type(spec: FeatureSpec) -> Any:
     """The type of one field's value, with its bounds."""
+    if spec.representation == "boolean":  # a boolean column in training: JSON true / false
+        return Annotated[bool, Field(strict=True)]
     if spec.kind == "numeric":
         return Annotated[
             float,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,16 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from models.contract import ContractError, FeatureContract, Schema, infer_contract
+from training.data_report import EXTRA_MISSING_MARKERS, ColumnError, Examined, examine
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BUNDLED_DATA = PROJECT_DIR / "data" / "credit_data.csv"
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Tried in order: a file that is not UTF-8 is most often a spreadsheet's Windows export; Latin-1
+# decodes any bytes, so it is the last resort.
+ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+DELIMITERS = ",;\t|"
+SNIFF_BYTES = 64 * 1024
 
 
 class DataError(ValueError):
@@ -30,6 +37,9 @@ class Dataset:
     frame: pd.DataFrame
     y: np.ndarray
     contract: FeatureContract
+    # What the checks found in every column (training/data_report.py); None for frames built
+    # without them.
+    examined: Examined | None = field(default=None, compare=False)
 
     @property
     def features(self) -> pd.DataFrame:
@@ -51,17 +61,66 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file was read: its encoding and delimiter (detected, not assumed)."""
+
+    encoding: str
+    delimiter: str
+
+    def notes(self) -> list[str]:
+        shown = {"\t": "tab", ",": "','", ";": "';'", "|": "'|'"}[self.delimiter]
+        notes = [f"read as CSV: delimiter {shown}, encoding {self.encoding}"]
+        if self.encoding != "utf-8-sig":
+            notes.append(f"the file is not UTF-8: its text was decoded as {self.encoding}")
+        return notes
+
+
+def sniff_csv(path: Path) -> CsvDialect:
+    """The encoding (:data:`ENCODINGS`, first that decodes the file's start) and the delimiter
+    (``csv.Sniffer`` among :data:`DELIMITERS`; ``,`` when it cannot tell)."""
+    sample = path.read_bytes()[:SNIFF_BYTES]
+    for encoding in ENCODINGS:
+        try:
+            text = sample.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    # The sample may end mid-line (or mid-character): sniff whole lines only.
+    lines = text.splitlines()[:200] if len(sample) < SNIFF_BYTES else text.splitlines()[:-1][:200]
+    try:
+        delimiter = csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        delimiter = ","
+    return CsvDialect(encoding=encoding, delimiter=delimiter)
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file, with a one-line reason for anything unreadable."""
+    return _read(path)[0]
+
+
+def _read(path: Path) -> tuple[pd.DataFrame, CsvDialect | None]:
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
     if not path.is_file():
         raise DataError(f"data path {path} is not a file")
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", *PARQUET_SUFFIXES):
         raise DataError(f"data file {path} is not CSV or Parquet (expected .csv or .parquet)")
+    dialect = None
     try:
-        frame = reader(path)
+        if suffix == ".csv":
+            dialect = sniff_csv(path)
+            # pandas' own missing markers plus the usual extra ones (training/data_report.py).
+            frame = pd.read_csv(
+                path,
+                sep=dialect.delimiter,
+                encoding=dialect.encoding,
+                na_values=list(EXTRA_MISSING_MARKERS),
+            )
+        else:
+            frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise DataError(f"data file {path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
@@ -69,7 +128,7 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"data file {path} could not be read: {reason}") from None
     if frame.empty:
         raise DataError(f"data file {path} has no rows")
-    return frame
+    return frame, dialect
 
 
 def default_schema_for(path: Path) -> Path | None:
@@ -89,7 +148,7 @@ def load_dataset(
     Target and positive label come from the arguments, else from the schema file; a data file with a
     sibling ``<stem>.schema.json`` uses it unless another schema is given.
     """
-    frame = read_table(path)
+    frame, dialect = _read(path)
     schema_path = schema_path or default_schema_for(path)
     try:
         schema = Schema.load(schema_path) if schema_path else Schema()
@@ -99,7 +158,28 @@ def load_dataset(
     if target is None:
         raise DataError("no target column: pass --target or name it in the schema file")
     if target not in frame.columns:
-        raise DataError(f"target column {target!r} is not in {path.name}")
+        guess = ""
+        if dialect is not None and len(frame.columns) == 1:
+            guess = (
+                f" (it has one column, {str(frame.columns[0])[:60]!r}: is the delimiter "
+                f"something other than {dialect.delimiter!r}?)"
+            )
+        raise DataError(f"target column {target!r} is not in {path.name}{guess}")
+    for name in [*schema.protected, *schema.drop, *schema.features]:
+        if name not in frame.columns:
+            raise DataError(f"schema names column {name!r}, which is not in the data")
+    try:
+        examined = examine(
+            frame,
+            target,
+            schema,
+            read_notes=[] if dialect is None else dialect.notes(),
+            decimal_comma=dialect is not None and dialect.delimiter == ";",
+            announce_read=dialect is not None and dialect != CsvDialect("utf-8-sig", ","),
+        )
+    except ColumnError as exc:
+        raise DataError(str(exc)) from None
+    frame = examined.frame
     labels = frame[target]
     if labels.isna().any():
         raise DataError(f"target column {target!r} has {int(labels.isna().sum())} missing values")
@@ -118,10 +198,26 @@ def load_dataset(
         )
     y = (labels.astype(str) == str(positive_label)).to_numpy(dtype=np.int64)
     try:
-        contract = infer_contract(frame, target, str(positive_label), schema)
+        contract = infer_contract(
+            frame,
+            target,
+            str(positive_label),
+            schema,
+            left_out=examined.left_out,
+            booleans=examined.booleans,
+        )
     except ContractError as exc:
         raise DataError(str(exc)) from None
-    return Dataset(path=path, sha256=file_sha256(path), frame=frame, y=y, contract=contract)
+    if not frame[contract.names].notna().any(axis=1).all():
+        raise DataError("some rows have no feature values at all: remove them from the file")
+    return Dataset(
+        path=path,
+        sha256=file_sha256(path),
+        frame=frame,
+        y=y,
+        contract=contract,
+        examined=examined,
+    )
 
 
 def stratified_split(

@@ -1,14 +1,17 @@
 """Stage 1, prepare: the validated data, its train / validation / test split, the network's
 recipe for that many training rows, and the record of the environment; logged on the run as tags,
-parameters and row counts."""
+parameters, row counts, the data report (``data/report.md`` and ``data/report.json``) and the
+training data as the run's dataset input (source, digest, schema, target)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import mlflow
+import mlflow.data
 import numpy as np
 import pandas as pd
 
@@ -53,11 +56,20 @@ class Prepared:
         return self.environment["git"]["commit"]
 
     def summary(self) -> str:
-        """One line for the console: file, rows, features, default rate."""
-        return (
+        """For the console: file, rows, features, default rate; then one line per column the
+        checks changed, dropped or read specially (the full table is ``data/report.md``)."""
+        head = (
             f"training on {self.dataset.path.name}: {len(self.dataset.frame)} rows, "
             f"{len(self.contract.features)} features, positive rate {self.dataset.y.mean():.3f}"
         )
+        examined = self.dataset.examined
+        return "\n".join([head, *examined.lines()]) if examined is not None else head
+
+    @property
+    def run_name(self) -> str:
+        """Tells runs apart in MLflow's runs table: data file, layers, keep probability."""
+        units = "-".join(str(u) for u in self.config.hidden_units)
+        return f"{self.dataset.path.stem} · {units} · p{self.config.keep_probability:.2f}"
 
 
 def prepare(options: TrainOptions) -> Prepared:
@@ -81,8 +93,10 @@ def log_prepared(prepared: Prepared, options: TrainOptions) -> None:
             "loanrisk.data_file": dataset.path.name,
             "loanrisk.model_kind": "dnn",
             "loanrisk.git_commit": prepared.git_commit,
+            "mlflow.runName": prepared.run_name,
         }
     )
+    log_data(prepared)
     mlflow.log_params(
         {
             **prepared.config.to_params(),
@@ -114,3 +128,26 @@ def log_prepared(prepared: Prepared, options: TrainOptions) -> None:
             "positive_rate_test": float(prepared.y("test").mean()),
         }
     )
+
+
+def log_data(prepared: Prepared) -> None:
+    """The data report as artifacts, and the training data as the run's dataset input."""
+    dataset, contract = prepared.dataset, prepared.contract
+    if dataset.examined is not None:
+        mlflow.log_text(dataset.examined.markdown(dataset.path.name), "data/report.md")
+        mlflow.log_text(dataset.examined.to_json(), "data/report.json")
+    columns = [*contract.names, contract.target]
+    frame = dataset.frame[columns]
+    # The runs table's Dataset column and the compare view show the name and MLflow's digest
+    # of the rows; the source is the file, whose SHA-256 is the data_sha256 parameter.
+    with warnings.catch_warnings():
+        # MLflow's notes on a local path (two source types match it) and on integer columns in
+        # the dataset's inferred schema: neither is the user's to act on.
+        warnings.simplefilter("ignore", UserWarning)
+        data = mlflow.data.from_pandas(
+            frame,
+            source=str(dataset.path.resolve()),
+            targets=contract.target,
+            name=dataset.path.name,
+        )
+        mlflow.log_input(data, context="training")
