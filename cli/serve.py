@@ -32,6 +32,10 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
         log_config=None,  # the app configures JSON logging for uvicorn's loggers too
+        # Header size and count, the head deadline and the connection cap (LOANRISK_MAX_*,
+        # LOANRISK_HEAD_TIMEOUT_S) live in this protocol, which reads them in each worker.
+        http="service.limits:GuardedHttpToolsProtocol",
+        timeout_keep_alive=settings.keep_alive_timeout_s,
     )
 
 

@@ -19,6 +19,7 @@ from service.audit import AuditTrail
 from service.batching import AssessmentBatcher
 from service.config import Settings
 from service.decisioning import Policy
+from service.docs import install_docs
 from service.errors import install_error_handlers
 from service.logs import configure_logging
 from service.memory import keep_freed_memory
@@ -163,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: install_docs serves them locally
+        redoc_url=None,
     )
     metrics = ServiceMetrics(settings.psi_window)
 
@@ -194,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (score, health, monitoring, model, decisions, admin, outcomes):
         app.include_router(router.router)
+    install_docs(app)
     # Added last, so outermost: the request context wraps the scoring endpoints too.
     app.add_middleware(score.ScoringEndpoints, routes=app.routes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.request_log)

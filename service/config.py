@@ -58,6 +58,34 @@ class Settings(SharedSettings):
         "in anew, per worker process; 0 leaves the C library's adaptive defaults",
     )
 
+    # Connection limits, enforced before the app (service.limits); set tighter ones in the
+    # reverse proxy in front too (README, "Reverse proxy").
+    max_header_bytes: int = Field(
+        16_384,
+        ge=1024,
+        le=1_048_576,
+        description="Largest request head (request line and headers, bytes); larger answers 431",
+    )
+    max_headers: int = Field(
+        100, ge=8, le=10_000, description="Most header lines in one request; more answers 431"
+    )
+    head_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds to receive a request's head, from the connection's opening or the "
+        "head's first byte; then 408 and the connection closed (slow clients)",
+    )
+    keep_alive_timeout_s: int = Field(
+        5, ge=1, le=600, description="Seconds an idle kept-alive connection stays open"
+    )
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="Open connections (and requests in flight) one worker serves; a request "
+        "beyond answers 503 server_busy; keep it below the open-file limit (ulimit -n)",
+    )
+
     # Security
     api_keys: str = Field(
         "", description="Comma-separated API keys for the X-API-Key header; empty runs open"
