@@ -98,19 +98,43 @@ def signature_for(contract: FeatureContract, frame: pd.DataFrame) -> ModelSignat
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", OUTPUT_COLUMN)]))
 
 
+# The example applicants' quantiles of each numeric input, one row each: the typical applicant
+# (medians and most frequent categories) first.
+EXAMPLE_QUANTILES = (0.5, 0.25, 0.75)
+
+
 def input_example(frame: pd.DataFrame, contract: FeatureContract, rows: int = 3) -> pd.DataFrame:
-    """A few rows of raw inputs, typed as the signature expects: complete rows when there are
-    any, else the rows missing the fewest values (missing values as None)."""
-    inputs = frame[contract.names]
-    order = inputs.isna().sum(axis=1).sort_values(kind="stable").index[:rows]
-    example = inputs.loc[order].copy()
-    for spec in contract.categorical:
-        column = example[spec.name].astype(object)
-        if spec.representation == "boolean":
-            example[spec.name] = column.map(lambda v: None if pd.isna(v) else bool(v))
+    """Up to three SYNTHETIC applicants made from the training rows' distribution, typed as the
+    signature expects: row ``i`` takes each numeric input's ``EXAMPLE_QUANTILES[i]`` (an observed
+    value: the nearest-rank quantile, so an integer column stays integral) and each categorical
+    input's ``i``-th most frequent value.
+
+    Published wherever the model is (MLflow's input example, the OpenAPI example at ``/docs``, the
+    model's self-test applicant), so it is never a row of the file: in a lender's deployment a
+    row is a customer's record. Raises ValueError if an input has no value at all.
+    """
+    count = min(rows, len(EXAMPLE_QUANTILES))
+    columns: dict[str, list[Any]] = {}
+    for spec in contract.features:
+        observed = frame[spec.name].dropna()
+        if observed.empty:
+            raise ValueError(f"input {spec.name!r} has no values to make an example from")
+        if spec.kind == "numeric":
+            values = np.quantile(
+                observed.to_numpy(), EXAMPLE_QUANTILES[:count], method="nearest"
+            ).tolist()
         else:
-            example[spec.name] = column.map(lambda v: None if pd.isna(v) else str(v))
-    return example.reset_index(drop=True)
+            common = observed.astype(object).value_counts(sort=True).index.tolist()
+            values = [common[i % len(common)] for i in range(count)]
+            if spec.representation == "boolean":
+                values = [bool(v) for v in values]
+            else:
+                values = [str(v) for v in values]
+        columns[spec.name] = values
+    example = pd.DataFrame(columns, columns=contract.names)
+    for spec in contract.categorical:  # as the file's text and booleans: Python objects
+        example[spec.name] = pd.Series(columns[spec.name], dtype=object)
+    return example
 
 
 def pip_requirements() -> list[str]:

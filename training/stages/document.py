@@ -107,7 +107,7 @@ def model_metadata(
     run_id: str,
 ) -> dict[str, Any]:
     """``metadata.json`` of the model: its run, data, recipe, calibration, threshold, metrics, and
-    one complete applicant from the training rows as an example."""
+    a synthetic example applicant (typical values of the training rows, never a row)."""
     example = input_example(prepared.rows("train"), prepared.contract)
     return {
         "run_id": run_id,
