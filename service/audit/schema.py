@@ -70,6 +70,19 @@ def server_limit_ms(timeout_ms: int) -> int:
     return max(1, int(timeout_ms * SERVER_SHARE))
 
 
+def postgresql_limits(url: str, timeout_ms: int | None) -> dict[str, Any]:
+    """libpq connection arguments setting the database's own limits under the service's
+    deadline (empty for other databases, or without a deadline)."""
+    backend = url.split(":", 1)[0].split("+", 1)[0]
+    if timeout_ms is None or backend not in ("postgresql", "postgres"):
+        return {}
+    limit = server_limit_ms(timeout_ms)
+    return {
+        "options": f"-c statement_timeout={limit} -c lock_timeout={limit}",
+        "connect_timeout": max(2, math.ceil(timeout_ms / 1000)),  # whole seconds, 2 at least
+    }
+
+
 def make_engine(url: str, timeout_ms: int | None = None, **options: Any) -> Engine:
     """The audit database's engine: JSON through pydantic-core, SQLite in WAL with full sync.
 
@@ -79,12 +92,7 @@ def make_engine(url: str, timeout_ms: int | None = None, **options: Any) -> Engi
     least 2), SQLite's ``busy_timeout``. Without it SQLite waits 5 s for a lock and PostgreSQL
     has no limit (migrations). ``options`` go to :func:`sqlalchemy.create_engine` as they are.
     """
-    connect_args: dict[str, Any] = dict(options.pop("connect_args", {}))
-    backend = url.split(":", 1)[0].split("+", 1)[0]
-    if timeout_ms is not None and backend in ("postgresql", "postgres"):
-        limit = server_limit_ms(timeout_ms)
-        connect_args.setdefault("options", f"-c statement_timeout={limit} -c lock_timeout={limit}")
-        connect_args.setdefault("connect_timeout", max(2, math.ceil(timeout_ms / 1000)))
+    connect_args = {**postgresql_limits(url, timeout_ms), **options.pop("connect_args", {})}
     engine = create_engine(
         url,
         pool_pre_ping=True,

@@ -47,6 +47,13 @@ REPLY_MARGIN = 0.1
 # The deadline of the first, empty commit at start (the writer process's start included).
 STARTUP_S = 60.0
 
+# A writer silent this long past its group's deadline is killed and replaced. Not sooner: a new
+# writer process takes about a second to start on a busy machine (its imports), so replacing
+# writers at every deadline of 2 s kept none alive long enough to commit; and a writer waiting on
+# a frozen database carries on where it was once the database wakes. Meanwhile every request
+# answers 503 at its own deadline.
+ABANDON_S = 30.0
+
 
 # The parts of the rows queued for the next group (one for ``submit``, none for the commit of
 # parts already sent), the future their request waits on, the writer process their parts
@@ -66,17 +73,27 @@ class AuditTrail:
     docs/serving.md). Reads (``get``, ``count``) go through this process's own engine.
     """
 
-    def __init__(self, url: str, timeout_s: float = 2.0, probe_interval_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 2.0,
+        probe_interval_s: float = 2.0,
+        abandon_s: float = ABANDON_S,
+    ) -> None:
         """``timeout_s``: the deadline of every commit and read (``LOANRISK_AUDIT_TIMEOUT_MS``);
-        ``probe_interval_s``: how often an idle or failing store is probed (0: never)."""
+        ``probe_interval_s``: how often an idle or failing store is probed (0: never);
+        ``abandon_s``: how long past its group's deadline a silent writer process is still
+        waited for before it is killed and replaced."""
         self.url = url
         self.timeout_s = timeout_s
         self.probe_interval_s = probe_interval_s
-        timeout_ms = max(1, round(timeout_s * 1000))
-        self.engine: Engine = make_engine(url, timeout_ms)
+        self.abandon_s = abandon_s
+        self.timeout_ms = max(1, round(timeout_s * 1000))
+        self.engine: Engine = make_engine(url, self.timeout_ms)
         # Reads wait on their own threads: a frozen database holds these, nobody else's.
         self._readers: ThreadPoolExecutor | None = None
         self._prober: asyncio.Task[None] | None = None
+        self._expired = 0  # requests expired in the queue since it was last pruned
         # Health, for /ready: when (time.monotonic()) the store last committed and last failed.
         self.last_success: float | None = None
         self.last_failure: float | None = None
@@ -112,7 +129,7 @@ class AuditTrail:
         # machine that took longer than the deadline (6 services starting at once on 2 cores),
         # and would have failed the first requests. A store failing now only shows on /ready.
         with contextlib.suppress(AuditUnavailable):
-            await self._queue((), None, timeout_s=max(self.timeout_s, STARTUP_S))
+            await self.probe(max(self.timeout_s, STARTUP_S))
         if self.probe_interval_s > 0:
             self._prober = asyncio.create_task(self._probe_forever(), name="audit-probe")
 
@@ -142,6 +159,12 @@ class AuditTrail:
         :class:`DecisionColumns`.
         """
         await self.submit(rows)
+
+    def probe(self, timeout_s: float | None = None) -> asyncio.Future[None]:
+        """Commit nothing: one ``SELECT 1`` through the writer process (started anew if it is
+        not running), within ``timeout_s`` (default: the audit deadline). The future fails with
+        AuditUnavailable as a commit would; its outcome counts for :meth:`unavailable_reason`."""
+        return self._queue((), None, timeout_s)
 
     def submit(self, rows: DecisionRows) -> asyncio.Future[None]:
         """Queue rows for the next group; the future resolves once they are committed.
@@ -221,6 +244,12 @@ class AuditTrail:
         reason = f"audit commit exceeded its deadline ({self.timeout_s * 1000:.0f} ms)"
         future.set_exception(AuditUnavailable(reason))
         self._failed(reason)
+        # While the writer waits on a frozen database the queue grows with expired requests:
+        # dropped here now and then (keeping parts sent ahead, which need their abort).
+        self._expired += 1
+        if self._expired > 64 + len(self._pending) // 2:
+            self._expired = 0
+            self._pending = [e for e in self._pending if not e[1].done() or e[2] is not None]
 
     def _succeeded(self) -> None:
         self.last_success = time.monotonic()
@@ -248,7 +277,7 @@ class AuditTrail:
             if time.monotonic() - settled < self.probe_interval_s:
                 continue
             with contextlib.suppress(AuditUnavailable):  # recorded by the writer task
-                await self.submit([])
+                await self.probe()
 
     async def _write_forever(self) -> None:
         assert self._wake is not None
@@ -324,9 +353,11 @@ class AuditTrail:
         else why not.
 
         ``first`` and ``last`` are the earliest and latest deadlines of the group's requests
-        (the event loop's clock). The database refuses the commit past ``first`` less the reply
-        margin; past ``last`` nobody waits for it any more: the writer process is killed (its
-        transaction dies with its connection) and the next group starts another.
+        (the event loop's clock). Their requests answer 503 at their deadlines (timers, see
+        :meth:`_expire`), whatever happens here; the commit is refused past ``first`` less the
+        reply margin (by the writer, and by the database itself on PostgreSQL). The answer is
+        still awaited after that, so a database that wakes up finds its writer where it was;
+        only a writer silent for ``abandon_s`` past ``last`` is killed and replaced.
         """
         loop = asyncio.get_running_loop()
         if self._process is None or self._process.returncode is not None:
@@ -340,12 +371,12 @@ class AuditTrail:
         self._composing = self._parts_awaiting_commit = False
         try:
             reply = await asyncio.wait_for(
-                process.stdout.readline(), timeout=max(0.0, last - loop.time())
+                process.stdout.readline(), timeout=max(0.0, last + self.abandon_s - loop.time())
             )
         except TimeoutError:
             logger.warning(
-                "audit commit exceeded its deadline (%.0f ms): writer process abandoned",
-                self.timeout_s * 1000,
+                "audit writer answered nothing for %.1f s past its deadline: abandoned",
+                self.abandon_s,
             )
             self._kill_process()
             # Its successor starts now, so the next group does not wait for its start too.
@@ -353,7 +384,7 @@ class AuditTrail:
                 await self._spawn()
             except Exception:  # the next group tries again
                 logger.exception("audit writer could not be started")
-            return generation, "audit commit exceeded its deadline"
+            return generation, "audit writer abandoned"
         except ConnectionResetError:
             reply = b""
         if not reply:
@@ -391,7 +422,7 @@ class AuditTrail:
             asyncio.BaseProtocol, os.fdopen(write_end, "wb", buffering=0)
         )
         # The URL (its password included) on the pipe, not on the command line.
-        self._pipe.write(protocol.message("open", self.url))
+        self._pipe.write(protocol.message("open", (self.url, self.timeout_ms)))
         self._generation += 1
 
     def _kill_process(self) -> None:

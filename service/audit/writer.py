@@ -25,6 +25,7 @@ import contextlib
 import logging
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -93,6 +94,12 @@ class Committer:
         if failure is not None:
             return failure
         assert self.connection is not None  # insert() connected, or recorded why not
+        if deadline is not None and time.time() > deadline:
+            # Its requests were answered 503 meanwhile (the inserts waited on the database).
+            # PostgreSQL also checks inside COMMIT; SQLite has only this check.
+            logger.warning("audit commit past its deadline: rolled back")
+            self.abort()
+            return "DeadlineExceeded"
         try:
             cursor = self.connection.cursor()
             if self.guarded and deadline is not None:
