@@ -333,6 +333,12 @@ class AuditTrail:
             self._composing = False
         if failure is None:
             self._succeeded()
+            late = sum(
+                future.done() and not future.cancelled() and future.exception() is not None
+                for _, future, _, _ in group
+            )
+            if late:  # despite the reply margin: see docs/reliability.md
+                logger.warning("audit commit landed after %d of its requests answered 503", late)
         else:
             self._failed(failure)
         for _, future, required, _ in group:

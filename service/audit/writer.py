@@ -8,11 +8,14 @@ commit); ``abort`` rolls the open transaction back; ``deadline`` sets the wall-c
 the next commit must land. Exits when stdin ends.
 
 A commit that lands after its requests were answered 503 would leave records of decisions nobody
-received. The service abandons (kills) a writer whose commit outlives the deadline, but a commit
-already sent to a database that is frozen, not dead, is still carried out when the database wakes.
-So on PostgreSQL the commit checks its own deadline: a deferred constraint trigger on a temporary
-table, run by the database at ``COMMIT`` itself, raises when ``clock_timestamp()`` is past the
-deadline the service sent, and the transaction rolls back. Its cost: one one-row INSERT per group.
+received. The service answers 503 at the deadline whatever the writer is doing, and a commit
+already sent to a database that is frozen, not dead, is carried out when the database wakes. So
+the commit checks the deadline the service sent: the writer rolls back instead of committing
+once it is past, and on PostgreSQL the database checks again inside ``COMMIT`` itself, with a
+deferred constraint trigger on a temporary table that raises when ``clock_timestamp()`` is past
+it (the transaction then rolls back). Its cost: one one-row INSERT per group. The deadline is the
+service's wall clock, so the check assumes the two hosts' clocks agree to within the reply margin
+(``service.audit.trail.REPLY_MARGIN``, 10% of the deadline).
 
 On SQLite, committed pages are copied from the write-ahead log into the database file (a
 checkpoint) by a thread of this process rather than by the commit that happens to cross SQLite's

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,7 +25,7 @@ import pytest
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from service.audit import AuditTrail, AuditUnavailable, make_engine
+from service.audit import AuditTrail, AuditUnavailable, make_engine, protocol
 from service.audit.schema import postgresql_limits, server_limit_ms
 from service.audit.writer import Committer
 from service.metrics import ServiceMetrics
@@ -225,3 +228,24 @@ def test_a_client_hanging_up_mid_body_is_counted_as_499_without_an_error(
     assert all(r.levelno < logging.WARNING and r.exc_info is None for r in caplog.records)
     text = metrics.render(None).decode()
     assert 'status="499"' in text and 'status="500"' not in text
+
+
+def test_the_writer_process_logs_json_lines(tmp_path: Path) -> None:
+    """One log format: the writer's failures are JSON lines like the service's."""
+    url = f"sqlite:///{tmp_path / 'missing' / 'audit.db'}"  # cannot be opened
+    messages = protocol.message("open", (url, 2000)) + protocol.message("commit", [])
+    completed = subprocess.run(
+        [sys.executable, "-m", "service.audit.writer"],
+        input=messages,
+        capture_output=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert completed.returncode == 0
+    assert completed.stdout.decode().strip() == "OperationalError"
+    lines = completed.stderr.decode().splitlines()
+    assert lines
+    entries = [json.loads(line) for line in lines]  # every line a JSON object
+    assert {entry["logger"] for entry in entries} == {"loanrisk.audit.writer"}
+    assert entries[0]["level"] == "ERROR"
