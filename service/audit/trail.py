@@ -70,7 +70,12 @@ class AuditTrail:
     batch may send its rows ahead in parts (:meth:`submit_parts`), committed with the next group.
     The database work runs in that process: in a thread of this one, the driver's every call gave
     up and retook the GIL the event loop needs (callgrind and /proc measurements in
-    docs/serving.md). Reads (``get``, ``count``) go through this process's own engine.
+    docs/serving.md). Reads (``get``, ``count``) go through this process's own engine; from the
+    event loop, through :meth:`read`.
+
+    Every commit and read has a deadline (``timeout_s``): past it the future fails with
+    AuditUnavailable and the rows are never committed (docs/reliability.md). The outcome of the
+    last commit or probe is the store's health (:meth:`unavailable_reason`, for /ready).
     """
 
     def __init__(
