@@ -25,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.engine import make_url
 
 metadata = MetaData()
 decisions = Table(
@@ -73,12 +74,15 @@ def server_limit_ms(timeout_ms: int) -> int:
 def postgresql_limits(url: str, timeout_ms: int | None) -> dict[str, Any]:
     """libpq connection arguments setting the database's own limits under the service's
     deadline (empty for other databases, or without a deadline)."""
-    backend = url.split(":", 1)[0].split("+", 1)[0]
-    if timeout_ms is None or backend not in ("postgresql", "postgres"):
+    parsed = make_url(url)
+    if timeout_ms is None or parsed.get_backend_name() != "postgresql":
         return {}
     limit = server_limit_ms(timeout_ms)
+    # Connection arguments replace the URL's own ``options`` (e.g. a search_path): kept first.
+    given = parsed.query.get("options", ())
+    limits = f"-c statement_timeout={limit} -c lock_timeout={limit}"
     return {
-        "options": f"-c statement_timeout={limit} -c lock_timeout={limit}",
+        "options": " ".join([*([given] if isinstance(given, str) else given), limits]),
         "connect_timeout": max(2, math.ceil(timeout_ms / 1000)),  # whole seconds, 2 at least
     }
 
