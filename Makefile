@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_PORT ?= 5000
 export LOANRISK_PORT ?= 8000
 
-.PHONY: install run test lint format train serve clean bench-serve
+.PHONY: install run test lint format train serve clean bench-serve chaos
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ run: install
 ## The whole suite, slow and end-to-end tests included.
 test: install
 	$(BIN)/python -m pytest
+
+## Availability attacks (frozen and stopped PostgreSQL, clients hanging up) with their figures;
+## a private PostgreSQL cluster of their own (PostgreSQL 15 binaries). `make test` runs them too.
+chaos: install
+	$(BIN)/python -m pytest -m chaos -s tests/chaos
 
 lint: install
 	$(BIN)/ruff check .

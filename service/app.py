@@ -186,7 +186,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threads=settings.explain_threads,
     )
     app.state.api_keys = [key.encode() for key in settings.api_key_list]
-    app.state.audit = AuditTrail(settings.audit_db_url)
+    app.state.audit = AuditTrail(
+        settings.audit_db_url, settings.audit_timeout_ms / 1000, settings.audit_probe_interval_s
+    )
     app.state.model_store = ModelStore(
         settings.model_name,
         settings.model_alias,

@@ -97,6 +97,21 @@ class Settings(SharedSettings):
         description="SQLAlchemy URL of the decision audit database (PostgreSQL in production)",
     )
 
+    # Audit store availability (docs/reliability.md)
+    audit_timeout_ms: int = Field(
+        2000,
+        ge=50,
+        description="Deadline (ms) of every audit commit and decision read; past it the request "
+        "answers 503 audit_unavailable and nothing is decided. The database's own statement, "
+        "lock and busy timeouts are set to 80% of it",
+    )
+    audit_probe_interval_s: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds without a settled audit commit after which the store is probed "
+        "(SELECT 1 through the writer), so /ready follows it without traffic; 0 disables",
+    )
+
     # Decision policy
     score_base_points: float = Field(600.0, description="Score at the base odds")
     score_base_odds: float = Field(50.0, gt=0, description="Good:bad odds that earn base points")

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.ids import new_id
@@ -43,6 +44,9 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:  # hung up mid-body: not a server error, nobody to answer
+            status = 499
+            logger.info("client closed the connection before sending the whole request")
         finally:
             elapsed = time.perf_counter() - started
             route: Any = scope.get("route")

@@ -8,7 +8,12 @@ the command line, where every local user could read its password with ``ps``). T
 - ``part``: rows (driver values in column order, as :meth:`RowWriter.values` makes them) to insert
   into the open transaction, without an answer: a large batch sent ahead of its commit;
 - ``commit``: rows to insert, then the transaction is committed and answered;
-- ``abort``: the open transaction is rolled back, without an answer.
+- ``abort``: the open transaction is rolled back, without an answer;
+- ``deadline``: seconds since the epoch (the service's clock) by which the next commit must land,
+  without an answer; past it, the database itself refuses the commit (PostgreSQL).
+
+The ``open`` payload may also be ``(url, timeout_ms)``: the database's own statement and lock
+limits then follow the service's audit deadline.
 
 Pickle is safe here: only the service that started the writer can write to its stdin.
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 import pickle
 from typing import Any, BinaryIO, Literal
 
-Kind = Literal["open", "part", "commit", "abort"]
+Kind = Literal["open", "part", "commit", "abort", "deadline"]
 
 OK = b"ok\n"
 

@@ -12,6 +12,8 @@ revision there.
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 from pydantic_core import to_json
@@ -29,6 +31,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.engine import make_url
 
 metadata = MetaData()
 decisions = Table(
@@ -90,29 +93,64 @@ shadow_scores = Table(
 )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_timeout_ms: int = 5000) -> None:
     cursor = dbapi_connection.cursor()
     # First, so that the pragmas below wait for a lock rather than fail: switching a new
     # database to WAL takes an exclusive lock, which several workers starting at once contend
     # for.
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     # WAL lets readers (GET /v1/decisions) run beside the writer; FULL keeps commits durable.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
 
 
-def make_engine(url: str, **options: Any) -> Engine:
+# The database's own limits are this share of the service's deadline, so that a database that
+# still answers (a lock held, a slow disk) fails the statement itself and the writer reports why,
+# before the service gives up on the commit and must abandon the writer process.
+SERVER_SHARE = 0.8
+
+
+def server_limit_ms(timeout_ms: int) -> int:
+    """The database's own statement and lock limits (ms) under a service deadline of
+    ``timeout_ms``."""
+    return max(1, int(timeout_ms * SERVER_SHARE))
+
+
+def postgresql_limits(url: str, timeout_ms: int | None) -> dict[str, Any]:
+    """libpq connection arguments setting the database's own limits under the service's
+    deadline (empty for other databases, or without a deadline)."""
+    parsed = make_url(url)
+    if timeout_ms is None or parsed.get_backend_name() != "postgresql":
+        return {}
+    limit = server_limit_ms(timeout_ms)
+    # Connection arguments replace the URL's own ``options`` (e.g. a search_path): kept first.
+    given = parsed.query.get("options", ())
+    limits = f"-c statement_timeout={limit} -c lock_timeout={limit}"
+    return {
+        "options": " ".join([*([given] if isinstance(given, str) else given), limits]),
+        "connect_timeout": max(2, math.ceil(timeout_ms / 1000)),  # whole seconds, 2 at least
+    }
+
+
+def make_engine(url: str, timeout_ms: int | None = None, **options: Any) -> Engine:
     """The audit database's engine: JSON through pydantic-core, SQLite in WAL with full sync.
 
-    ``options`` go to :func:`sqlalchemy.create_engine` as they are.
+    With ``timeout_ms`` (the service's audit deadline, ``LOANRISK_AUDIT_TIMEOUT_MS``) every
+    connection carries the database's own limits at :func:`server_limit_ms` of it: PostgreSQL's
+    ``statement_timeout`` and ``lock_timeout`` (and libpq's ``connect_timeout``, whole seconds, at
+    least 2), SQLite's ``busy_timeout``. Without it SQLite waits 5 s for a lock and PostgreSQL
+    has no limit (migrations). ``options`` go to :func:`sqlalchemy.create_engine` as they are.
     """
+    connect_args = {**postgresql_limits(url, timeout_ms), **options.pop("connect_args", {})}
     engine = create_engine(
         url,
         pool_pre_ping=True,
         json_serializer=lambda value: to_json(value).decode(),
+        connect_args=connect_args,
         **options,
     )
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy = 5000 if timeout_ms is None else server_limit_ms(timeout_ms)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms=busy))
     return engine

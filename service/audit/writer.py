@@ -4,7 +4,18 @@ Started by :class:`service.audit.AuditTrail` as ``python -m service.audit.writer
 messages of :mod:`service.audit.protocol` from stdin, the database URL first: a ``commit``'s rows
 are inserted and the transaction committed, and one line answers it on stdout; a ``part``'s rows
 are inserted into the open transaction without an answer (a large batch sent ahead of its
-commit); ``abort`` rolls the open transaction back. Exits when stdin ends.
+commit); ``abort`` rolls the open transaction back; ``deadline`` sets the wall-clock time by which
+the next commit must land. Exits when stdin ends.
+
+A commit that lands after its requests were answered 503 would leave records of decisions nobody
+received. The service answers 503 at the deadline whatever the writer is doing, and a commit
+already sent to a database that is frozen, not dead, is carried out when the database wakes. So
+the commit checks the deadline the service sent: the writer rolls back instead of committing
+once it is past, and on PostgreSQL the database checks again inside ``COMMIT`` itself, with a
+deferred constraint trigger on a temporary table that raises when ``clock_timestamp()`` is past
+it (the transaction then rolls back). Its cost: one one-row INSERT per group. The deadline is the
+service's wall clock, so the check assumes the two hosts' clocks agree to within the reply margin
+(``service.audit.trail.REPLY_MARGIN``, 10% of the deadline).
 
 On SQLite, committed pages are copied from the write-ahead log into the database file (a
 checkpoint) by a thread of this process rather than by the commit that happens to cross SQLite's
@@ -17,7 +28,9 @@ import contextlib
 import logging
 import sys
 import threading
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from sqlalchemy import Engine
@@ -26,8 +39,25 @@ from sqlalchemy.pool import PoolProxiedConnection
 from service.audit import protocol
 from service.audit.rows import RowWriter
 from service.audit.schema import make_engine
+from service.logs import configure_logging
 
-logger = logging.getLogger("loanrisk.audit")
+logger = logging.getLogger("loanrisk.audit.writer")
+
+# Created in each PostgreSQL session of the writer (temporary objects: no migration, nothing left
+# behind). The trigger is deferred, so it runs inside COMMIT, after everything else.
+_GUARD = """
+CREATE FUNCTION pg_temp.loanrisk_commit_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF clock_timestamp() > NEW.deadline THEN
+        RAISE EXCEPTION 'audit commit past its deadline' USING ERRCODE = '57014';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TEMPORARY TABLE loanrisk_commit_deadline (deadline timestamptz NOT NULL)
+    ON COMMIT DELETE ROWS;
+CREATE CONSTRAINT TRIGGER loanrisk_commit_guard AFTER INSERT ON loanrisk_commit_deadline
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.loanrisk_commit_guard();
+"""
 
 
 class Committer:
@@ -42,7 +72,10 @@ class Committer:
         self.rows = RowWriter(engine)
         self.connection: PoolProxiedConnection | None = None
         self.checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
+        self.guarded = engine.dialect.name == "postgresql"
         self.failure: str | None = None  # why the open transaction can no longer commit
+        # Seconds since the epoch by which the next commit must land (``deadline`` message).
+        self.deadline: float | None = None
 
     def insert(self, rows: Sequence[Sequence[Any]]) -> None:
         """Insert rows of driver values (:meth:`RowWriter.values`) into the open transaction,
@@ -59,11 +92,29 @@ class Committer:
     def commit(self, rows: Sequence[Sequence[Any]] = ()) -> str | None:
         """Insert rows and commit the open transaction; the reason when it was not committed."""
         self.insert(rows)
+        deadline, self.deadline = self.deadline, None
         failure, self.failure = self.failure, None
         if failure is not None:
             return failure
         assert self.connection is not None  # insert() connected, or recorded why not
+        if deadline is not None and time.time() > deadline:
+            # Its requests were answered 503 meanwhile (the inserts waited on the database).
+            # PostgreSQL also checks inside COMMIT; SQLite has only this check.
+            logger.warning("audit commit past its deadline: rolled back")
+            self.abort()
+            return "DeadlineExceeded"
         try:
+            cursor = self.connection.cursor()
+            if self.guarded and deadline is not None:
+                cursor.execute(
+                    "INSERT INTO pg_temp.loanrisk_commit_deadline VALUES (%s)",
+                    (datetime.fromtimestamp(deadline, UTC),),
+                )
+            elif not rows:
+                # An empty commit is the service's probe of the store: it must reach the database
+                # (the driver commits nothing when no statement was sent).
+                cursor.execute("SELECT 1")
+            cursor.close()
             self.connection.commit()
         except Exception as exc:
             return self._drop(exc)
@@ -91,6 +142,11 @@ class Committer:
 
     def _connect(self) -> PoolProxiedConnection:
         connection = self.engine.raw_connection()
+        if self.guarded:
+            cursor = connection.cursor()
+            cursor.execute(_GUARD)
+            cursor.close()
+            connection.commit()
         if self.checkpointer is not None:
             cursor = connection.cursor()
             cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
@@ -163,10 +219,10 @@ class Checkpointer:
                 return
 
 
-def serve(url: str, source: BinaryIO, sink: BinaryIO) -> None:
+def serve(url: str, source: BinaryIO, sink: BinaryIO, timeout_ms: int | None = None) -> None:
     """Commit every message read from ``source`` (after the ``open``), answering each commit on
-    ``sink``."""
-    committer = Committer(make_engine(url))
+    ``sink``. ``timeout_ms`` sets the database's own limits (:func:`make_engine`)."""
+    committer = Committer(make_engine(url, timeout_ms))
     try:
         while (message := protocol.read_message(source)) is not None:
             kind, rows = message
@@ -174,6 +230,8 @@ def serve(url: str, source: BinaryIO, sink: BinaryIO) -> None:
                 committer.insert(rows)
             elif kind == "abort":
                 committer.abort()
+            elif kind == "deadline":
+                committer.deadline = rows
             else:
                 sink.write(protocol.reply(committer.commit(rows)))
                 sink.flush()
@@ -182,15 +240,23 @@ def serve(url: str, source: BinaryIO, sink: BinaryIO) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s audit-writer %(message)s")
+    # The service's own format: one JSON object per line on stderr, which the service shares.
+    configure_logging("WARNING")
     source = sys.stdin.buffer
     opening = protocol.read_message(source)
     if opening is None:  # the service went before sending anything
         return
-    kind, url = opening
+    kind, payload = opening
     if kind != "open":
-        raise SystemExit(f"audit writer: expected the database URL first, got {kind!r}")
-    serve(url, source, sys.stdout.buffer)
+        logger.error("expected the database URL first, got %r", kind)
+        raise SystemExit(2)
+    # The URL, or the URL and the deadline (ms) the database's own limits follow.
+    url, timeout_ms = (payload, None) if isinstance(payload, str) else payload
+    try:
+        serve(url, source, sys.stdout.buffer, timeout_ms)
+    except Exception:  # logged in the one format, not as Python's plain-text traceback
+        logger.exception("audit writer stopped")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
