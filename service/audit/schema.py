@@ -133,14 +133,16 @@ def postgresql_limits(url: str, timeout_ms: int | None) -> dict[str, Any]:
     }
 
 
-def make_engine(url: str, timeout_ms: int | None = None, **options: Any) -> Engine:
+def make_engine(
+    url: str, timeout_ms: int | None = None, sqlite_busy_ms: int = 5000, **options: Any
+) -> Engine:
     """The audit database's engine: JSON through pydantic-core, SQLite in WAL with full sync.
 
     With ``timeout_ms`` (the service's audit deadline, ``LOANRISK_AUDIT_TIMEOUT_MS``) every
     connection carries the database's own limits at :func:`server_limit_ms` of it: PostgreSQL's
     ``statement_timeout`` and ``lock_timeout`` (and libpq's ``connect_timeout``, whole seconds, at
-    least 2), SQLite's ``busy_timeout``. Without it SQLite waits 5 s for a lock and PostgreSQL
-    has no limit (migrations). ``options`` go to :func:`sqlalchemy.create_engine` as they are.
+    least 2), SQLite's ``busy_timeout``. Without it SQLite waits ``sqlite_busy_ms`` for a lock and
+    PostgreSQL has no limit (migrations). ``options`` go to :func:`sqlalchemy.create_engine`.
     """
     connect_args = {**postgresql_limits(url, timeout_ms), **options.pop("connect_args", {})}
     engine = create_engine(
@@ -151,6 +153,6 @@ def make_engine(url: str, timeout_ms: int | None = None, **options: Any) -> Engi
         **options,
     )
     if engine.dialect.name == "sqlite":
-        busy = 5000 if timeout_ms is None else server_limit_ms(timeout_ms)
+        busy = sqlite_busy_ms if timeout_ms is None else server_limit_ms(timeout_ms)
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms=busy))
     return engine

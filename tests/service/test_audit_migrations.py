@@ -79,7 +79,8 @@ from test_audit_migrations import a_decision
 
 async def main() -> None:
     print("ready", flush=True)
-    audit = AuditTrail(sys.stdin.readline().strip())
+    # A generous deadline: this is about start-up, and six processes share two cores.
+    audit = AuditTrail(sys.stdin.readline().strip(), timeout_s=30.0)
     await audit.start()
     try:
         await audit.record([a_decision(sys.argv[1])])

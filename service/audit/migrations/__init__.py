@@ -46,6 +46,10 @@ FIRST_REVISION = "0001"
 # (The bytes of "loanrisk" read as a signed 64-bit integer.)
 _POSTGRES_LOCK = int.from_bytes(b"loanrisk", "big", signed=True)
 
+# How long a migration waits for another's lock on SQLite (PostgreSQL's advisory lock waits without
+# a limit): workers starting at once on a loaded machine take the lock one after another.
+MIGRATION_LOCK_WAIT_MS = 60_000
+
 State = Literal["empty", "unversioned", "behind", "current", "ahead"]
 
 
@@ -101,7 +105,7 @@ def schema_status(url: str) -> SchemaStatus:
 
     Raises :class:`sqlalchemy.exc.SQLAlchemyError` when the database cannot be reached.
     """
-    engine = make_engine(url, poolclass=NullPool)
+    engine = make_engine(url, sqlite_busy_ms=MIGRATION_LOCK_WAIT_MS, poolclass=NullPool)
     try:
         with engine.connect() as connection:
             return _status(connection, _head())
@@ -158,7 +162,7 @@ def _locking_engine(url: str) -> Engine:
     exclusively: it is told to leave transactions alone, and SQLAlchemy's begin emits the
     statement (SQLAlchemy's documented recipe).
     """
-    engine = make_engine(url, poolclass=NullPool)
+    engine = make_engine(url, sqlite_busy_ms=MIGRATION_LOCK_WAIT_MS, poolclass=NullPool)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
