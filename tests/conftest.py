@@ -115,16 +115,24 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @dataclass(frozen=True)
 class TrainedStore:
-    """A tracking store holding one registered champion trained on credit_data."""
+    """A tracking store holding one registered champion fitted on a data file.
+
+    ``result`` says which version and run: a ``training.train.TrainResult`` for a Keras training
+    run, a ``tests.tiny_model.Registration`` for a tiny model; both have ``version`` and ``run_id``.
+    """
 
     uri: str
     directory: Path
-    result: object  # training.train.TrainResult
+    result: Any
 
 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedStore]:
-    """Train a few epochs on the bundled credit_data into a session-wide MLflow store."""
+    """Train a few epochs on the bundled credit_data into a session-wide MLflow store.
+
+    For the tests of training itself, the Keras reference path and parity; a test that only needs
+    a champion to serve uses :func:`tiny_store`.
+    """
     from models.network import NetworkConfig
     from training.train import TrainOptions, train
 
@@ -151,6 +159,43 @@ def use_trained_store(trained_store: TrainedStore, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_store.uri)
     monkeypatch.chdir(trained_store.directory)
     return trained_store
+
+
+def tiny_store_of(directory: Path, fit: Callable[[], tuple[Any, pd.DataFrame]]) -> TrainedStore:
+    """A store in ``directory`` whose champion is the tiny model ``fit`` returns (model, rows).
+
+    The tracking URI and working directory are this store's only while it is written.
+    """
+    from tests.tiny_model import register_tiny_model
+
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(directory)
+        model, rows = fit()
+        registration = register_tiny_model(model, rows)
+        forget_mlflow_uris()
+    return TrainedStore(uri=uri, directory=directory, result=registration)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
+    """A session-wide store whose champion is a tiny model fitted on credit_data in milliseconds.
+
+    The real contract (Age and Marital protected), preprocessing, saved directory, MLflow model,
+    version and alias; a logistic regression in place of the Keras network (tests/tiny_model.py).
+    """
+    from tests.tiny_model import credit_model
+
+    return tiny_store_of(tmp_path_factory.mktemp("tiny-store"), lambda: credit_model(CREDIT_DATA))
+
+
+@pytest.fixture
+def use_tiny_store(tiny_store: TrainedStore, monkeypatch: pytest.MonkeyPatch) -> TrainedStore:
+    """Point this test's MLflow client at the tiny model's store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_store.uri)
+    monkeypatch.chdir(tiny_store.directory)
+    return tiny_store
 
 
 def applicant_payload(row: pd.Series, names: list[str]) -> dict[str, object]:
@@ -209,26 +254,12 @@ def debt_to_income_frame(rows: int = 3000, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def dti_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedStore]:
-    """A model trained on :func:`debt_to_income_frame`, in its own store."""
-    from models.network import NetworkConfig
-    from training.train import TrainOptions, train
+def dti_store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
+    """A tiny model fitted on :func:`debt_to_income_frame`, in its own store: other features than
+    credit_data's, one of which drives the risk."""
+    from tests.tiny_model import fit_tiny_model
 
-    directory = tmp_path_factory.mktemp("dti-store")
-    data = directory / "dti.csv"
-    debt_to_income_frame().to_csv(data, index=False)
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.chdir(directory)
-        result = train(
-            TrainOptions(
-                data=data,
-                target="outcome",
-                positive_label="default",
-                experiment="dti",
-                network=NetworkConfig(epochs=40, early_stopping_patience=5),
-                force_promote=True,
-            )
-        )
-        yield TrainedStore(uri=uri, directory=directory, result=result)
+    return tiny_store_of(
+        tmp_path_factory.mktemp("dti-store"),
+        lambda: fit_tiny_model(debt_to_income_frame(), "outcome", "default"),
+    )
