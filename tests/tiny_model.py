@@ -137,8 +137,11 @@ def register_tiny_model(
     from models.mlflow_flavor import log_risk_model, use_tracking
 
     uri = use_tracking()
+    # An experiment of its own, named rather than made active: the active experiment is
+    # process-wide, and one set by an earlier training run is not in this store.
+    experiment_id = MlflowClient(tracking_uri=uri).create_experiment("tiny model")
     with (
-        mlflow.start_run(run_name="tiny model") as run,
+        mlflow.start_run(experiment_id=experiment_id, run_name="tiny model") as run,
         tempfile.TemporaryDirectory() as tmp,
         pytest.MonkeyPatch.context() as patch,
     ):
