@@ -7,8 +7,8 @@ from tests.conftest import ClientFactory, TrainedStore
 
 
 @pytest.fixture
-def client(use_trained_store: TrainedStore, make_client: ClientFactory) -> Iterator[TestClient]:
-    """The app with the trained champion loaded (start-up runs inside the context manager)."""
+def client(use_tiny_store: TrainedStore, make_client: ClientFactory) -> Iterator[TestClient]:
+    """The app with the tiny champion loaded (start-up runs inside the context manager)."""
     with make_client() as test_client:
         yield test_client
 

@@ -5,9 +5,11 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from models.contract import Schema
 from service.decisioning import Policy
 from service.schemas import ScoreResponse
 from tests.conftest import (
+    CREDIT_DATA,
     README_APPLICANT,
     ClientFactory,
     TrainedStore,
@@ -15,6 +17,8 @@ from tests.conftest import (
     champion_source,
     register_source,
 )
+
+CREDIT_SCHEMA = CREDIT_DATA.with_name("credit_data.schema.json")
 
 
 def test_answer_carries_score_band_decision_and_reasons(client: TestClient) -> None:
@@ -38,15 +42,56 @@ def test_answer_carries_score_band_decision_and_reasons(client: TestClient) -> N
         assert reason["message"]
 
 
-def test_protected_columns_never_appear_in_reasons(
-    client: TestClient, credit_frame: pd.DataFrame
+@pytest.mark.slow
+def test_protected_columns_are_not_inputs_are_refused_and_are_never_reasons(
+    use_trained_store: TrainedStore, make_client: ClientFactory, credit_frame: pd.DataFrame
 ) -> None:
-    names = client.app.state.model_store.current.risk_model.contract.names
-    for _, row in credit_frame.sample(40, random_state=3).iterrows():
-        reasons = client.post("/v1/score", json=applicant_payload(row, names)).json()[
-            "reason_codes"
+    """What protects an applicant: a column the data declares protected cannot change the score.
+
+    The model trained on credit_data, which holds Age and Marital and declares them protected,
+    must not take them as inputs; the service must refuse a request carrying them (so it neither
+    scores nor records them); and no reason may name them, however extreme the inputs that go
+    with them (their proxies) are.
+    """
+    protected = set(Schema.load(CREDIT_SCHEMA).protected)
+    assert protected == {"Age", "Marital"} and protected <= set(credit_frame.columns)
+    with make_client() as client:
+        contract = client.get("/v1/model").json()["contract"]
+        inputs = [f["name"] for f in contract["features"]]
+        assert set(contract["protected"]) == protected
+        assert not protected & set(inputs), "a protected column is a model input"
+
+        sample = credit_frame.sample(20, random_state=3)
+        applicants = [applicant_payload(row, inputs) for _, row in sample.iterrows()]
+        for name in sorted(protected):
+            value = applicant_payload(sample.iloc[0], [name])[name]
+            single = client.post("/v1/score", json={**applicants[0], name: value})
+            batch = client.post(
+                "/v1/score/batch",
+                json={"applicants": [applicants[1], {**applicants[0], name: value}]},
+            )
+            for response in (single, batch):
+                assert response.status_code == 422, f"{name} was accepted: {response.text}"
+                assert name in response.text
+
+        # The numeric inputs that go most with age, at the edges of the training data.
+        numeric = credit_frame[
+            [n for n in inputs if pd.api.types.is_numeric_dtype(credit_frame[n])]
         ]
-        assert not {"Age", "Marital"} & {r["feature"] for r in reasons}
+        proxies = numeric.corrwith(credit_frame["Age"]).abs().nlargest(2).index
+        extremes = [
+            {**applicant, proxy: edge.item()}
+            for applicant in applicants
+            for proxy in proxies
+            for edge in (numeric[proxy].min(), numeric[proxy].max())
+        ]
+        response = client.post("/v1/score/batch", json={"applicants": extremes})
+        assert response.status_code == 200, response.text
+        named = {
+            r["feature"] for result in response.json()["results"] for r in result["reason_codes"]
+        }
+        assert named and not named & protected
+        assert named <= set(inputs)
 
 
 def test_request_ids_are_unique_and_on_every_response(client: TestClient) -> None:
@@ -57,7 +102,7 @@ def test_request_ids_are_unique_and_on_every_response(client: TestClient) -> Non
 
 
 def test_max_reasons_setting_caps_the_list(
-    use_trained_store: TrainedStore, make_client: ClientFactory
+    use_tiny_store: TrainedStore, make_client: ClientFactory
 ) -> None:
     with make_client(max_reasons=1) as one:
         assert len(one.post("/v1/score", json=README_APPLICANT).json()["reason_codes"]) <= 1
@@ -66,7 +111,7 @@ def test_max_reasons_setting_caps_the_list(
 
 
 def test_policy_settings_change_the_decision(
-    use_trained_store: TrainedStore, make_client: ClientFactory
+    use_tiny_store: TrainedStore, make_client: ClientFactory
 ) -> None:
     with make_client(approve_below=0.99, decline_at=0.995) as lenient:
         assert lenient.post("/v1/score", json=README_APPLICANT).json()["decision"] == "approve"
@@ -74,7 +119,6 @@ def test_policy_settings_change_the_decision(
         assert strict.post("/v1/score", json=README_APPLICANT).json()["decision"] == "decline"
 
 
-@pytest.mark.slow
 def test_high_debt_to_income_is_named_as_the_main_reason(
     dti_store: TrainedStore, mlflow_store: str, make_client: ClientFactory
 ) -> None:

@@ -32,7 +32,7 @@ def test_unknown_decision_answers_404(client: TestClient) -> None:
 
 
 def test_a_failed_audit_write_fails_the_request_with_503(
-    use_trained_store: TrainedStore, make_client: ClientFactory, tmp_path: Path
+    use_tiny_store: TrainedStore, make_client: ClientFactory, tmp_path: Path
 ) -> None:
     with make_client() as client:
         assert client.post("/v1/score", json=README_APPLICANT).status_code == 200
@@ -52,7 +52,7 @@ def test_a_failed_audit_write_fails_the_request_with_503(
 
 
 def test_decisions_survive_a_restart(
-    use_trained_store: TrainedStore, make_client: ClientFactory
+    use_tiny_store: TrainedStore, make_client: ClientFactory
 ) -> None:
     with make_client() as first:
         request_id = first.post("/v1/score", json=README_APPLICANT).json()["request_id"]

@@ -56,7 +56,7 @@ def test_each_batch_decision_is_audited_with_the_batch_id(
 
 
 def test_a_batch_sent_to_the_audit_in_parts_is_recorded_whole(
-    make_client: ClientFactory, use_trained_store: TrainedStore, credit_frame: pd.DataFrame
+    make_client: ClientFactory, use_tiny_store: TrainedStore, credit_frame: pd.DataFrame
 ) -> None:
     with make_client(batch_max=3 * PART_ROWS) as client:
         applicants = payloads(client, credit_frame, 2 * PART_ROWS + 7)
@@ -96,7 +96,7 @@ def test_one_bad_item_answers_422_naming_index_and_field(client: TestClient) -> 
 
 
 def test_over_the_cap_is_refused_with_a_clear_message(
-    use_trained_store: TrainedStore, make_client: ClientFactory
+    use_tiny_store: TrainedStore, make_client: ClientFactory
 ) -> None:
     with make_client(batch_max=3) as small:
         response = small.post("/v1/score/batch", json={"applicants": [README_APPLICANT] * 4})

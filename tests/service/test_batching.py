@@ -31,7 +31,7 @@ async def score_concurrently(
 
 
 def test_concurrent_requests_share_a_pass_and_get_their_own_answers(
-    use_trained_store: TrainedStore, credit_frame: pd.DataFrame, tmp_path: Path
+    use_tiny_store: TrainedStore, credit_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
     settings = Settings(audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}", reload_interval_s=0)
     sample = credit_frame.sample(24, random_state=3)

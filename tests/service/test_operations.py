@@ -3,13 +3,11 @@ from fastapi.testclient import TestClient
 from tests.conftest import README_APPLICANT, TrainedStore
 
 
-def test_health_and_ready_with_a_champion(
-    client: TestClient, use_trained_store: TrainedStore
-) -> None:
+def test_health_and_ready_with_a_champion(client: TestClient, use_tiny_store: TrainedStore) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json()["model"]["version"] == use_trained_store.result.version
+    assert ready.json()["model"]["version"] == use_tiny_store.result.version
 
 
 def test_without_a_champion_the_service_starts_but_is_not_ready(empty_client: TestClient) -> None:
@@ -25,11 +23,11 @@ def test_without_a_champion_the_service_starts_but_is_not_ready(empty_client: Te
 
 
 def test_model_endpoint_describes_version_metrics_and_contract(
-    client: TestClient, use_trained_store: TrainedStore
+    client: TestClient, use_tiny_store: TrainedStore
 ) -> None:
     body = client.get("/v1/model").json()
     assert body["alias"] == "champion"
-    assert body["version"] == use_trained_store.result.version
+    assert body["version"] == use_tiny_store.result.version
     assert 0.5 < body["metrics"]["test_roc_auc"] <= 1.0
     names = [f["name"] for f in body["contract"]["features"]]
     assert "Age" not in names and "Income" in names

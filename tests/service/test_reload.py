@@ -13,9 +13,9 @@ from tests.conftest import (
 
 
 @pytest.fixture
-def registry(trained_store: TrainedStore, mlflow_store: str) -> str:
-    """A fresh registry whose champion (version 1) is the session's trained model."""
-    source = champion_source(trained_store.uri)
+def registry(tiny_store: TrainedStore, mlflow_store: str) -> str:
+    """A fresh registry whose champion (version 1) is the session's tiny model."""
+    source = champion_source(tiny_store.uri)
     register_source(source)
     return source
 
@@ -78,11 +78,11 @@ def test_removing_the_alias_keeps_the_loaded_model(
 
 
 def test_a_service_started_without_champion_picks_one_up(
-    trained_store: TrainedStore, mlflow_store: str, make_client: ClientFactory
+    tiny_store: TrainedStore, mlflow_store: str, make_client: ClientFactory
 ) -> None:
     with make_client() as client:
         assert client.get("/ready").status_code == 503
-        register_source(champion_source(trained_store.uri))
+        register_source(champion_source(tiny_store.uri))
         assert client.post("/v1/admin/reload").json()["outcome"] == "loaded"
         assert client.get("/ready").status_code == 200
         assert client.post("/v1/score", json=README_APPLICANT).status_code == 200

@@ -8,7 +8,7 @@ from tests.conftest import README_APPLICANT, TrainedStore, applicant_payload
 
 
 def test_readme_applicant_gets_a_probability_and_the_model_version(
-    client: TestClient, use_trained_store: TrainedStore
+    client: TestClient, use_tiny_store: TrainedStore
 ) -> None:
     response = client.post("/v1/score", json=README_APPLICANT)
     assert response.status_code == 200, response.text
@@ -16,8 +16,8 @@ def test_readme_applicant_gets_a_probability_and_the_model_version(
     assert 0.0 <= body["probability_of_default"] <= 1.0
     assert body["model"] == {
         "name": "loan-default",
-        "version": use_trained_store.result.version,
-        "run_id": use_trained_store.result.run_id,
+        "version": use_tiny_store.result.version,
+        "run_id": use_tiny_store.result.run_id,
     }
 
 

@@ -15,7 +15,7 @@ PROTECTED = [
 
 
 @pytest.fixture
-def keyed(use_trained_store: TrainedStore, make_client: ClientFactory):
+def keyed(use_tiny_store: TrainedStore, make_client: ClientFactory):
     with make_client(api_keys="alpha-key,beta-key") as client:
         yield client
 
@@ -46,7 +46,7 @@ def test_operational_routes_stay_open(keyed: TestClient, path: str) -> None:
 
 
 def test_running_open_is_announced_loudly(
-    use_trained_store: TrainedStore, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+    use_tiny_store: TrainedStore, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING), make_client(api_keys="") as client:
         assert client.post("/v1/score", json=README_APPLICANT).status_code == 200
