@@ -44,14 +44,15 @@ def linear_network(coefficients: np.ndarray, intercept: float) -> ScoringNetwork
     ``relu(z)`` and ``relu(-z)``; the output layer subtracts them. This is the one place the tests
     name a network class, so a rename in models/network.py is fixed here.
     """
-    from models.network import DenseStack
+    from models.network import MemberWeights
 
     w = np.asarray(coefficients, dtype=np.float32).reshape(-1, 1)
     b = np.float32(intercept)
-    return DenseStack(
+    member = MemberWeights(
         weights=(np.hstack([w, -w]), np.array([[1.0], [-1.0]], dtype=np.float32)),
         biases=(np.array([b, -b], dtype=np.float32), np.zeros(1, dtype=np.float32)),
     )
+    return ScoringNetwork((member,))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
