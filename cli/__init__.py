@@ -10,6 +10,7 @@ import typer
 
 from cli.db import db_app
 from cli.experiment import experiment_app
+from cli.lda import lda
 from cli.serve import serve, up
 from cli.synth import synth
 from cli.train import benchmark, train
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command()(train)
 app.command()(benchmark)
+app.command()(lda)
 app.command()(serve)
 app.command()(up)
 app.command()(synth)
