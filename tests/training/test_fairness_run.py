@@ -157,3 +157,34 @@ def test_lda_finds_the_alternative_without_the_proxy(
     parent = client.get_run(result.run_id)
     assert parent.data.tags["loanrisk.lda"] == result.conclusion
     assert parent.data.metrics["lda_found"] == 1.0
+
+
+def test_lda_command_prints_the_table_and_the_verdict(tmp_path: Path, mlflow_store: str) -> None:
+    data = write_proxy_loans(tmp_path, rows=1000, seed=2)
+    result = CliRunner().invoke(
+        app, ["lda", "--data", str(data), "--experiment", "lda-cli", "--epochs", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("alternative ") and "AIR min" in line for line in lines)
+    assert sum(line.startswith("baseline ") for line in lines) == 1
+    # The progress line "drop district" and the table's line for it, with its figures.
+    table_rows = [line.split() for line in lines if len(line.split()) > 4]
+    assert [" ".join(row[:2]) for row in table_rows if row[0] == "drop"] == ["drop district"]
+    assert sum(line.startswith("threshold ") for line in lines) >= 2
+    verdicts = [
+        line
+        for line in lines
+        if line.startswith(("less discriminatory alternative found:", "no less discriminatory"))
+    ]
+    assert len(verdicts) == 1 and "baseline test AUC" in verdicts[0]
+
+
+def test_lda_refuses_data_without_protected_columns(tmp_path: Path, mlflow_store: str) -> None:
+    data = write_proxy_loans(tmp_path, rows=300)
+    (tmp_path / "proxy_loans.schema.json").write_text(
+        '{"target": "outcome", "positive_label": "bad", "drop": ["group"]}'
+    )
+    result = CliRunner().invoke(app, ["lda", "--data", str(data)])
+    assert result.exit_code == 2
+    assert "no protected columns declared" in result.output
