@@ -10,6 +10,7 @@ import typer
 
 from cli.db import db_app
 from cli.experiment import experiment_app
+from cli.lda import lda
 from cli.monitor import monitor
 from cli.outcomes import outcomes_app
 from cli.score import score
@@ -23,17 +24,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# In the order a lender meets them: train and compare models, make and score books, serve, then
+# the months after (outcomes, back-tests), then operations and the lesson.
 app.command()(train)
 app.command()(benchmark)
-app.command()(serve)
-app.command()(up)
+app.command()(lda)
 app.command()(synth)
 app.command(name="score")(score)
-app.add_typer(experiment_app, name="experiment")
-app.add_typer(db_app, name="db")
-app.command()(monitor)
+app.command()(serve)
+app.command()(up)
 app.add_typer(outcomes_app, name="outcomes")
-
+app.command()(monitor)
+app.add_typer(db_app, name="db")
+app.add_typer(experiment_app, name="experiment")
 
 def main() -> None:
     app()

@@ -96,6 +96,23 @@ def train(
         bool,
         typer.Option("--force-promote", help="Make this version champion even if the gate says no"),
     ] = False,
+    min_air: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Hold the version back as challenger when its lowest adverse impact ratio "
+            "(fairness_air_min) is below this (default: off; docs/fairness.md says why)",
+        ),
+    ] = None,
+    air_screen: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Name every protected group whose adverse impact ratio is below this",
+        ),
+    ] = 0.80,  # training.fairness.AIR_SCREEN, not imported here to keep --help fast
     if_no_champion: Annotated[
         bool,
         typer.Option(
@@ -153,6 +170,8 @@ def train(
         threshold=threshold,
         gate_margin=gate_margin,
         force_promote=force_promote,
+        min_air=min_air,
+        air_screen=air_screen,
         **({"experiment": experiment} if experiment else {}),
     )
     try:
@@ -178,6 +197,10 @@ def train(
     )
     for name, baseline in result.baseline_metrics.items():
         typer.echo(f"  {name:<11} {summarise(baseline)}")
+    for index, line in enumerate(result.fairness_screen):
+        typer.echo(f"  {'fairness' if index == 0 else '':<11} {line}")
+    if result.proxy_summary:
+        typer.echo(f"  {'proxies':<11} {result.proxy_summary}")
     typer.echo(f"  MLflow UI   {runs_link(result.tracking_uri, result.experiment_id)}")
 
 

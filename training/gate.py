@@ -1,9 +1,10 @@
 """The promotion gate: who gets the ``champion`` alias.
 
 A new version becomes champion only if its test AUC is at least the current champion's AUC *on the
-same test rows* plus a margin, and it beats every baseline. Otherwise it is registered as
-``challenger`` and the run is tagged with the reason. A forced promotion skips the gate and says so
-on the run.
+same test rows* plus a margin, it beats every baseline and, when a fairness floor is set
+(``loanrisk train --min-air``), its lowest adverse impact ratio is not below it. Otherwise it is
+registered as ``challenger`` and the run is tagged with the reason. A forced promotion skips the
+gate and says so on the run, with every rule it overrode.
 """
 
 from __future__ import annotations
@@ -87,8 +88,14 @@ def decide(
     champion: ChampionScore,
     margin: float = 0.0,
     force: bool = False,
+    fairness_failure: str | None = None,
 ) -> GateDecision:
-    """Apply the gate's rules; every failed rule is named in the reason."""
+    """Apply the gate's rules; every failed rule is named in the reason.
+
+    ``fairness_failure`` is :func:`training.fairness.fairness_gate`'s reason to hold the version
+    back (None: the fairness rule passed or is off); it is one more failed rule, recorded like the
+    others, also in a forced promotion.
+    """
     failures: list[str] = []
     passes: list[str] = []
     if champion.version is None:
@@ -113,6 +120,8 @@ def decide(
             passes.append(f"beats {name} ({auc:.4f})")
         else:
             failures.append(f"test AUC {candidate_auc:.4f} does not beat {name}'s {auc:.4f}")
+    if fairness_failure:
+        failures.append(fairness_failure)
 
     def decision(promote: bool, reason: str, forced: bool = False) -> GateDecision:
         return GateDecision(

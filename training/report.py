@@ -150,6 +150,12 @@ class CardInputs:
     gate_reason: str
     environment: Mapping[str, Any]
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The fair-lending section: the screen's lines, the proxy table (markdown), the screen and
+    # the gate's floor (None: off).
+    screen_lines: list[str] = field(default_factory=list)
+    proxy_table: str = ""
+    air_screen: float = 0.80
+    min_air: float | None = None
 
 
 def model_card(inputs: CardInputs) -> str:
@@ -192,6 +198,10 @@ def model_card(inputs: CardInputs) -> str:
         ece_uncalibrated=inputs.ece_uncalibrated,
         ece_noise_floor=inputs.ece_noise_floor,
         fairness_table="" if inputs.fairness.empty else markdown_table(inputs.fairness, ".3f"),
+        screen_lines=inputs.screen_lines,
+        proxy_table=inputs.proxy_table,
+        air_screen=inputs.air_screen,
+        min_air=inputs.min_air,
         git=inputs.environment.get("git", {}),
         packages=inputs.environment.get("packages", {}),
         python=inputs.environment.get("python", "?"),

@@ -46,6 +46,10 @@ class TrainResult:
     baseline_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     gate: GateDecision | None = None
     threshold: float | None = None
+    # The fairness screen's lines for the summary, and the fairness_* metrics logged on the run.
+    fairness_screen: list[str] = field(default_factory=list)
+    fairness_metrics: dict[str, float] = field(default_factory=dict)
+    proxy_summary: str = ""
 
 
 def ensure_experiment(name: str) -> str:
@@ -96,6 +100,9 @@ def train(
         baseline_metrics=evaluation.baseline_metrics,
         gate=reviewed.decision,
         threshold=evaluation.threshold,
+        fairness_screen=reviewed.screen,
+        fairness_metrics=reviewed.fairness_metrics,
+        proxy_summary=reviewed.proxy_summary,
     )
 
 

@@ -23,6 +23,7 @@ from models.risk_model import RiskModel
 from tests.conftest import CREDIT_DATA
 from tests.loan_data import write_loans
 from training.data import Dataset, load_dataset
+from training.fairness import fairness_gate
 from training.gate import (
     CHALLENGER,
     TAG_DECISION,
@@ -232,3 +233,20 @@ def test_decide_names_every_failed_rule() -> None:
     assert not decision.promote and decision.alias == CHALLENGER
     assert "below champion version 3" in decision.reason and "logreg" in decision.reason
     assert "lightgbm" not in decision.reason
+
+
+def test_the_fairness_rule_holds_a_version_that_passes_every_other_rule() -> None:
+    metrics = {"fairness_air_min": 0.62, "fairness_air_min__race": 0.62}
+    reason = fairness_gate(metrics, 0.8)
+    held = decide(0.80, {"logreg": 0.72}, ChampionScore(), fairness_failure=reason)
+    assert not held.promote and held.alias == CHALLENGER and held.outcome == "held"
+    assert held.reason == "fairness_air_min 0.620 (race) is below --min-air 0.8"
+    passed = decide(0.80, {"logreg": 0.72}, ChampionScore(), fairness_failure=None)
+    assert passed.promote and "min-air" not in passed.reason
+
+
+def test_a_forced_promotion_records_the_fairness_rule_it_overrode() -> None:
+    reason = fairness_gate({"fairness_air_min": 0.5}, 0.8)
+    forced = decide(0.70, {"logreg": 0.72}, ChampionScore(), force=True, fairness_failure=reason)
+    assert forced.promote and forced.forced and forced.outcome == "forced"
+    assert "logreg" in forced.reason and "below --min-air 0.8" in forced.reason

@@ -54,9 +54,13 @@ def test_run_logs_figures_model_card_fairness_and_reproducibility(
 ) -> None:
     run_id = use_trained_store.result.run_id
     assert artifact_names(run_id, "plots") == FIGURES
-    assert {"model_card.md", "fairness.csv", "reproducibility.json"} <= artifact_names(
-        run_id, "evaluation"
-    )
+    assert {
+        "model_card.md",
+        "fairness.csv",
+        "proxies.csv",
+        "proxies.md",
+        "reproducibility.json",
+    } <= artifact_names(run_id, "evaluation")
     local = Path(
         mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path="evaluation", dst_path=str(tmp_path)
@@ -69,6 +73,15 @@ def test_run_logs_figures_model_card_fairness_and_reproducibility(
     assert set(fairness["attribute"]) == {"Age", "Marital"}
     assert "25-34" in set(fairness["group"]) and "married" in set(fairness["group"])
     assert fairness.loc[fairness["attribute"] == "Age", "rows"].sum() == 891
+    # Adverse impact with its interval, the screen and the proxies, in the card.
+    for text in ("AIR 95% CI", "| Age | 25-34 |", "small group", "Screen (0.80):", "## Proxies"):
+        assert text in card, text
+    assert "Promotion gate on fairness: off" in card
+    proxies = pd.read_csv(local / "proxies.csv")
+    assert proxies["auc"].is_monotonic_decreasing and proxies["flagged"].any()
+    assert set(proxies["attribute"]) == {"Age", "Marital"}
+    strongest = proxies.iloc[0]
+    assert f"| {strongest['input']} | {strongest['attribute']} |" in card
 
     run = MlflowClient().get_run(run_id)
     for key in (
@@ -83,6 +96,46 @@ def test_run_logs_figures_model_card_fairness_and_reproducibility(
     for name in REVIEW_METRICS:
         assert f"test_{name}" in run.data.metrics, name
     assert "test_ece_noise_floor" in run.data.metrics
+    metrics = run.data.metrics
+    for name in (
+        "fairness_air_min",
+        "fairness_air_min__Age",
+        "fairness_air_min__Marital",
+        "fairness_air__Age__25-34",
+        "fairness_smd__Age__25-34",
+        "fairness_air__Marital__married",
+        "fairness_small_groups",
+        "fairness_proxy_auc_max",
+        "fairness_proxies_flagged",
+    ):
+        assert name in metrics, name
+    assert metrics["fairness_air_min"] == min(
+        metrics["fairness_air_min__Age"], metrics["fairness_air_min__Marital"]
+    )
+    assert run.data.params["min_air"] == "off"
+
+
+def test_the_summary_names_every_group_below_the_screen(use_trained_store: TrainedStore) -> None:
+    result = use_trained_store.result
+    run = MlflowClient().get_run(result.run_id)
+    below = {
+        key.removeprefix("fairness_air__")
+        for key, value in run.data.metrics.items()
+        if key.startswith("fairness_air__") and value < 0.80
+    }
+    lines = result.fairness_screen
+    if not below:
+        assert len(lines) == 1 and lines[0].startswith("every protected group passes")
+        return
+    assert len(lines) == len(below)
+    for line in lines:
+        attribute, rest = line.split(" = ", 1)
+        assert attribute in {"Age", "Marital"} and ": AIR " in rest and " test rows" in rest
+        if "small group" in line:
+            assert "too few to judge" in line
+    assert result.proxy_summary.split(" flagged")[0] == str(
+        int(run.data.metrics["fairness_proxies_flagged"])
+    )
 
 
 def test_baselines_and_dnn_are_nested_runs_with_the_same_metric_names(

@@ -12,10 +12,13 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 
 from models.mlflow_flavor import input_example
 from models.risk_model import RiskModel
 from training import plots
+from training.fairness import CONFIDENCE
+from training.proxies import proxy_markdown
 from training.report import (
     CardInputs,
     architecture_layers,
@@ -63,12 +66,16 @@ def document(
             metrics=evaluation.all_test_metrics,
             ece_uncalibrated=evaluation.ece_uncalibrated,
             ece_noise_floor=evaluation.ece_noise_floor,
-            fairness=reviewed.fairness,
+            fairness=card_fairness(reviewed.fairness, options.air_screen),
             influence=reviewed.influence,
             gate_outcome=reviewed.decision.outcome,
             gate_alias=reviewed.decision.alias,
             gate_reason=reviewed.decision.reason,
             environment=prepared.environment,
+            screen_lines=reviewed.screen,
+            proxy_table=proxy_markdown(reviewed.proxies),
+            air_screen=options.air_screen,
+            min_air=options.min_air,
         )
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,6 +96,8 @@ def document(
             if not fairness.empty
             else "No protected columns declared.\n"
         )
+        reviewed.proxies.to_csv(files / "proxies.csv", index=False)
+        (files / "proxies.md").write_text(proxy_markdown(reviewed.proxies) + "\n")
         reviewed.influence.rename_axis("feature").reset_index().to_csv(
             files / "feature_influence.csv", index=False
         )
@@ -97,6 +106,57 @@ def document(
         )
         mlflow.log_artifacts(str(files), artifact_path="evaluation")
     return risk_model
+
+
+def card_fairness(table: pd.DataFrame, screen: float) -> pd.DataFrame:
+    """The fairness table as the model card shows it: one line per group with its rows, rates,
+    AIR and interval (text, two decimals), SMD, and a note (reference, below the screen, small).
+    Empty when ``table`` is."""
+    if table.empty:
+        return table
+    lines = []
+    for row in table.itertuples(index=False):
+        notes = []
+        if row.group == row.reference_group:
+            notes.append("reference")
+        elif np.isfinite(row.air) and row.air < screen:
+            notes.append(f"**below {screen:.2f}**")
+        if row.small_group:
+            notes.append("small group")
+        interval = (
+            f"{row.air_ci_low:.2f}-{row.air_ci_high:.2f}"
+            if np.isfinite(row.air_ci_low) and np.isfinite(row.air_ci_high)
+            else ""
+        )
+        lines.append(
+            (
+                row.attribute,
+                row.group,
+                int(row.rows),
+                f"{row.observed_default_rate:.3f}",
+                f"{row.mean_predicted_probability:.3f}",
+                f"{row.approval_rate:.3f}",
+                f"{row.air:.2f}" if np.isfinite(row.air) else "",
+                interval,
+                f"{row.smd:+.2f}" if np.isfinite(row.smd) else "",
+                ", ".join(notes),
+            )
+        )
+    return pd.DataFrame(
+        lines,
+        columns=[
+            "attribute",
+            "group",
+            "test rows",
+            "observed default rate",
+            "mean predicted probability",
+            "approval rate",
+            "AIR",
+            f"AIR {CONFIDENCE:.0%} CI",
+            "SMD",
+            "note",
+        ],
+    )
 
 
 def model_metadata(

@@ -10,6 +10,7 @@ from models.calibration import CalibrationMethod
 from models.network import NetworkConfig
 from models.settings import TrainingSettings
 from training.data import BUNDLED_DATA
+from training.fairness import AIR_SCREEN, DEFAULT_MIN_AIR
 from training.registry import model_name
 
 
@@ -34,3 +35,8 @@ class TrainOptions:
     threshold: float | None = None
     gate_margin: float = 0.0
     force_promote: bool = False
+    # None: fairness is reported, not gated (docs/fairness.md, "Why the gate is off by default");
+    # R: a version whose fairness_air_min is below R (or cannot be measured) is held back.
+    min_air: float | None = DEFAULT_MIN_AIR
+    # Groups whose adverse impact ratio is below this are named in the run's summary.
+    air_screen: float = AIR_SCREEN
