@@ -38,5 +38,6 @@ app.command()(monitor)
 app.add_typer(db_app, name="db")
 app.add_typer(experiment_app, name="experiment")
 
+
 def main() -> None:
     app()
