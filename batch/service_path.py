@@ -50,31 +50,25 @@ def resolve_model(uri: str, download_to: Path) -> ModelSource:
             raise ModelNotFound(f"{uri} is neither models:/NAME@ALIAS nor a model directory")
         return ModelSource(local.resolve(), local.name, "local")
 
-    import mlflow
-
     from models.mlflow_flavor import use_tracking
-    from service.model_store import RISK_MODEL_SUBDIR, ModelUnavailable, resolve_version
+    from models.registered import RegistryError, download_registered, resolve_alias
 
     use_tracking()
     path = uri.removeprefix("models:/")
-    if "@" in path:
-        name, alias = path.split("@", 1)
-        try:
-            version, _run_id = resolve_version(name, alias)
-        except ModelUnavailable as exc:
-            raise ModelNotFound(str(exc)) from None
-    else:
-        name, _, version = path.partition("/")
-        if not version:
-            raise ModelNotFound(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
     try:
-        downloaded = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}",
-            dst_path=tempfile.mkdtemp(prefix="model-", dir=download_to),
+        if "@" in path:
+            name, alias = path.split("@", 1)
+            version = resolve_alias(name, alias)
+        else:
+            name, _, version = path.partition("/")
+            if not version:
+                raise ModelNotFound(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+        directory = download_registered(
+            name, Path(tempfile.mkdtemp(prefix="model-", dir=download_to)), version=version
         )
-    except Exception as exc:
-        raise ModelNotFound(f"could not download {name} version {version}: {exc}") from None
-    return ModelSource(Path(downloaded) / RISK_MODEL_SUBDIR, name, version)
+    except RegistryError as exc:
+        raise ModelNotFound(str(exc)) from None
+    return ModelSource(directory, name, version)
 
 
 class ServicePath:
