@@ -143,7 +143,7 @@ def _contract_names(directory: Path) -> list[str]:
 
 def _added(spark: SparkSession) -> set[str]:
     """Names of the files already added to this SparkContext."""
-    listed = spark.sparkContext._jsc.sc().listFiles()  # type: ignore[union-attr]
+    listed = spark.sparkContext._jsc.sc().listFiles()
     return {Path(str(listed.apply(i))).name for i in range(listed.size())}
 
 

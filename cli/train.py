@@ -126,6 +126,7 @@ def train(
     # environment wins (TF_CPP_MIN_LOG_LEVEL=0 shows them all).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from models.mlflow_flavor import use_tracking
+    from models.settings import TrainingSettings
     from training.data import BUNDLED_DATA, DataError
     from training.registry import CHAMPION, alias_version, model_name
     from training.train import TrainOptions, summarise
@@ -172,7 +173,7 @@ def train(
         force_promote=force_promote,
         min_air=min_air,
         air_screen=air_screen,
-        **({"experiment": experiment} if experiment else {}),
+        experiment=experiment or TrainingSettings().experiment,
     )
     try:
         result = run_training(

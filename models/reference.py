@@ -138,7 +138,7 @@ def _reference_adapter() -> TypeAdapter[TrainingReference]:
     return TypeAdapter(TrainingReference)
 
 
-def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
     """Population stability index: sum((a - e) * ln(a / e)) over bins, floored to stay finite."""
     e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
     a = np.maximum(np.asarray(actual, dtype=np.float64), PSI_FLOOR)

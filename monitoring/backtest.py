@@ -8,7 +8,7 @@ repaid. Stability (PSI) needs no outcome and covers every decision in the window
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -61,9 +61,9 @@ class Thresholds:
     bootstrap_resamples: int = 200
 
 
-def worst(statuses: list[str]) -> Status:
+def worst(statuses: Sequence[Status]) -> Status:
     """The most severe of some statuses (breach > watch > ok > n/a)."""
-    return max(statuses, key=_RANK.__getitem__, default="n/a")  # type: ignore[return-value]
+    return max(statuses, key=_RANK.__getitem__, default="n/a")
 
 
 @dataclass

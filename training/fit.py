@@ -54,10 +54,10 @@ def member_metric_prefix(member: int) -> str:
 def _epoch_logger(
     total_epochs: int, report: EpochReporter | None, member: int, log_to_mlflow: bool
 ) -> Any:
-    keras = import_keras()
+    callback: Any = import_keras().callbacks.Callback
     prefix = member_metric_prefix(member)
 
-    class EpochLogger(keras.callbacks.Callback):
+    class EpochLogger(callback):
         """Sends each epoch's loss and AUC, training and validation, to MLflow and the terminal.
 
         MLflow gets the curves in batches every ``METRIC_FLUSH_EPOCHS`` epochs and at the end of

@@ -132,7 +132,7 @@ class RowWriter:
                 converted = value if processor is None else processor(value)
                 columns.append(itertools.repeat(converted, rows.count))
                 continue
-            column = rows.columns[name]
+            column: Iterable[Any] = rows.columns[name]
             if processor is not None and not isinstance(column, JSONTextColumn):
                 column = map(processor, column)
             columns.append(column)

@@ -311,7 +311,7 @@ class AuditTrail:
             for parts, *_ in group
             for rows in parts
             if not isinstance(rows, DecisionColumns)
-            for row in rows  # type: ignore[union-attr]
+            for row in rows
         ]
         generation = None
         self._composing = True

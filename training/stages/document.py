@@ -29,7 +29,7 @@ from training.report import (
 from training.stages.evaluate import Evaluation
 from training.stages.fit import Fitted
 from training.stages.options import TrainOptions
-from training.stages.prepare import Prepared
+from training.stages.prepare import PARTS, Prepared
 from training.stages.review import Review
 
 # Training rows drawn on the decision surface: enough to see the classes, few enough to see the
@@ -56,7 +56,7 @@ def document(
             data_file=prepared.dataset.path.name,
             data_sha256=prepared.dataset.sha256,
             rows=prepared.row_counts,
-            positive_rates={part: float(prepared.y(part).mean()) for part in prepared.row_counts},
+            positive_rates={part: float(prepared.y(part).mean()) for part in PARTS},
             risk_model=risk_model,
             config=prepared.config,
             seed=options.seed,

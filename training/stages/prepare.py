@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import mlflow
-import mlflow.data
 import numpy as np
 import pandas as pd
+from mlflow.data.pandas_dataset import from_pandas
 
 from models.contract import FeatureContract
 from models.network import NetworkConfig
@@ -144,7 +144,7 @@ def log_data(prepared: Prepared) -> None:
         # MLflow's notes on a local path (two source types match it) and on integer columns in
         # the dataset's inferred schema: neither is the user's to act on.
         warnings.simplefilter("ignore", UserWarning)
-        data = mlflow.data.from_pandas(
+        data = from_pandas(
             frame,
             source=str(dataset.path.resolve()),
             targets=contract.target,

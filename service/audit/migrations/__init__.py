@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
@@ -166,11 +166,11 @@ def _locking_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
-        def _leave_transactions_alone(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _leave_transactions_alone(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
 
         @event.listens_for(engine, "begin")
-        def _begin_exclusive(connection):  # type: ignore[no-untyped-def]
+        def _begin_exclusive(connection: Connection) -> None:
             connection.exec_driver_sql("BEGIN EXCLUSIVE")
 
     return engine
