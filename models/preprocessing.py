@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.contract import FeatureContract
+from models.few import FEW_ROWS
 
 # A non-negative column whose skewness exceeds this is log1p-transformed before standardising, so
 # heavy-tailed money amounts do not squash every ordinary applicant into a sliver of the range.
@@ -34,9 +35,6 @@ UNKNOWN_CATEGORY = "__unknown__"
 # MAX_CATEGORIES of them, so a column of postcodes or employer names cannot blow up the input.
 MIN_CATEGORY_ROWS = 10
 MAX_CATEGORIES = 100
-# Up to this many records are encoded row by row in Python: a dozen NumPy calls cost more than the
-# arithmetic of one applicant.
-FEW_RECORDS = 8
 
 Columns = Mapping[str, Sequence[Any]] | pd.DataFrame
 
@@ -188,7 +186,7 @@ class Preprocessor:
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encode a list of request records, without building a DataFrame."""
-        if len(records) <= FEW_RECORDS:
+        if len(records) <= FEW_ROWS:  # row by row: see models.few
             return np.array([self._encode_record(r) for r in records], dtype=np.float32).reshape(
                 len(records), self.width
             )
@@ -294,7 +292,14 @@ def _numeric_array(values: Sequence[Any] | pd.Series) -> np.ndarray:
 
 
 def _skewness(values: np.ndarray) -> float:
-    std = values.std()
-    if std == 0:
+    """The population (biased) skewness; 0 for a constant column.
+
+    scipy's agrees with the formula it replaced (mean of cubed z-scores) within 1e-14 on every
+    numeric column of both bundled data sets, so no log1p decision moved. scipy answers NaN, with
+    a warning, for a constant column: it is caught first.
+    """
+    from scipy.stats import skew  # training only: the service never imports scipy
+
+    if values.std() == 0:
         return 0.0
-    return float(np.mean(((values - values.mean()) / std) ** 3))
+    return float(skew(values, bias=True))
