@@ -206,6 +206,16 @@ class AuditTrail:
         """
         return self._queue(rows, None)
 
+    def submit_parts(self, parts: Iterator[DecisionRows]) -> asyncio.Future[Any]:
+        """Rows given in parts, each sent to the writer as soon as ``parts`` yields it, all
+        committed with the next group (queued together when no writer process runs)."""
+        with self.transaction() as transaction:
+            if transaction is None:
+                return asyncio.gather(*map(self.submit, parts))
+            for part in parts:
+                transaction.send(part)
+            return transaction.commit()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[AuditTransaction | None]:
         """Rows sent to the writer ahead, in parts, and committed together with the next group.

@@ -18,10 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from models.risk_model import RiskModel
-from service.schemas import ModelRef, RecordValidator, applicant_schema, batch_schema
+from service.schemas import ModelRef, RecordValidator
 
 logger = logging.getLogger("loanrisk.model_store")
 
@@ -59,9 +57,7 @@ class LoadedModel:
     alias: str
     run_id: str | None
     risk_model: RiskModel
-    applicant: type[BaseModel]  # the request bodies, as OpenAPI documents them
-    batch: type[BaseModel]
-    records: RecordValidator  # checks bodies as those models do, straight into records
+    records: RecordValidator  # checks request bodies straight into records; OpenAPI documents it
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -113,16 +109,15 @@ def load_version(
         raise ModelUnavailable(
             ReloadOutcome.LOAD_ERROR, f"could not load {name} version {version}: {exc}"
         ) from None
-    applicant = applicant_schema(risk_model.contract, risk_model.metadata.get("example_applicant"))
     return LoadedModel(
         name=name,
         version=version,
         alias=alias,
         run_id=run_id,
         risk_model=risk_model,
-        applicant=applicant,
-        batch=batch_schema(applicant, batch_max),
-        records=RecordValidator(risk_model.contract, batch_max),
+        records=RecordValidator(
+            risk_model.contract, batch_max, risk_model.metadata.get("example_applicant")
+        ),
     )
 
 
