@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from service.decisioning import Policy
 from service.schemas import ScoreResponse
+from service.scoring import ANSWER_FIELDS
 from tests.conftest import (
     README_APPLICANT,
     ClientFactory,
@@ -88,3 +89,7 @@ def test_high_debt_to_income_is_named_as_the_main_reason(
     assert top["feature"] == "debt_to_income"
     assert "higher than typical" in top["message"]
     assert "debt_to_income" not in {r["feature"] for r in safe["reason_codes"]}
+
+
+def test_the_answer_writes_the_documented_fields_in_order() -> None:
+    assert [*ANSWER_FIELDS, "model"] == list(ScoreResponse.model_fields)
