@@ -186,6 +186,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (score, health, monitoring, model, decisions, admin):
         app.include_router(router.router)
+    # Added first, so inside the request context: see service.routes.score.
+    app.add_middleware(score.ScoringEndpoints, routes=app.routes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.request_log)
     app.openapi = lambda: _openapi_with_contract(app)  # type: ignore[method-assign]
     return app
