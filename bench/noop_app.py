@@ -1,7 +1,7 @@
 """The web-stack ceiling: the same request validation as the service, and no work at all.
 
 Reads the served model's contract (``BENCH_CONTRACT`` = path to contract.json) so the body is
-validated by the very same pydantic model; answers a constant.
+validated by the very same validator; answers a constant.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from models.contract import FeatureContract
-from service.schemas import applicant_schema
+from service.schemas import RecordValidator
 
 
 def create_app() -> FastAPI:
     contract = FeatureContract.load(Path(os.environ["BENCH_CONTRACT"]))
-    applicant = applicant_schema(contract)
+    validator = RecordValidator(contract, batch_max=1)
     app = FastAPI()
 
     @app.get("/health")
@@ -29,7 +29,7 @@ def create_app() -> FastAPI:
     @app.post("/v1/score")
     async def score(request: Request) -> JSONResponse:
         try:
-            applicant.model_validate_json(await request.body())
+            validator.one(await request.body())
         except ValidationError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         return JSONResponse({"probability_of_default": 0.5})

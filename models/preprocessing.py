@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.contract import FeatureContract
+from models.few import FEW_ROWS
 from models.normalise import CURRENT_NORMALISATION, NO_NORMALISATION, category_reader
 
 # A non-negative column whose skewness exceeds this is log1p-transformed before standardising, so
@@ -35,9 +36,6 @@ UNKNOWN_CATEGORY = "__unknown__"
 # MAX_CATEGORIES of them, so a column of postcodes or employer names cannot blow up the input.
 MIN_CATEGORY_ROWS = 10
 MAX_CATEGORIES = 100
-# Up to this many records are encoded row by row in Python: a dozen NumPy calls cost more than the
-# arithmetic of one applicant.
-FEW_RECORDS = 8
 
 Columns = Mapping[str, Sequence[Any]] | pd.DataFrame
 
@@ -192,7 +190,7 @@ class Preprocessor:
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encode a list of request records, without building a DataFrame."""
-        if len(records) <= FEW_RECORDS:
+        if len(records) <= FEW_ROWS:  # row by row: see models.few
             return np.array([self._encode_record(r) for r in records], dtype=np.float32).reshape(
                 len(records), self.width
             )

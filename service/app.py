@@ -27,6 +27,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.model_store import LoadedModel, ModelStore, ReloadOutcome
 from service.routes import admin, decisions, health, model, monitoring, outcomes, score
+from service.scoring import Scorer
 
 logger = logging.getLogger("loanrisk.service")
 
@@ -109,7 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
-    """The generated schema, with the served model's applicant and batch bodies filled in."""
+    """The generated schema, with the bodies the served model's validator accepts filled in."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     schema = get_openapi(
@@ -120,37 +121,25 @@ def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
         "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     }
     current: LoadedModel | None = app.state.model_store.current
-    batch_max = app.state.settings.batch_max
-    components["BatchRequest"] = {
-        "type": "object",
-        "title": "BatchRequest",
-        "additionalProperties": False,
-        "required": ["applicants"],
-        "properties": {
-            "applicants": {
-                "type": "array",
-                "items": {"$ref": "#/components/schemas/Applicant"},
-                "minItems": 1,
-                "maxItems": batch_max,
-            }
-        },
-    }
     if current is None:
         components["Applicant"] = {
             "type": "object",
             "title": "Applicant",
             "description": "The served model's raw input fields; no model is loaded yet.",
         }
+        components["BatchRequest"] = {
+            "type": "object",
+            "title": "BatchRequest",
+            "properties": {
+                "applicants": {"type": "array", "items": {"$ref": "#/components/schemas/Applicant"}}
+            },
+        }
         return schema
-    applicant = current.applicant.model_json_schema(by_alias=True)
-    applicant["description"] = (
+    components.update(current.records.json_schemas())
+    components["Applicant"]["description"] = (
         f"One applicant's raw fields, as model {current.name} version {current.version} expects "
         "them. Unknown fields are refused; fields marked nullable may be null or omitted."
     )
-    components["Applicant"] = applicant
-    example = applicant.get("examples", [None])[0]
-    if example is not None:
-        components["BatchRequest"]["examples"] = [{"applicants": [example]}]
     app.openapi_schema = schema
     return schema
 
@@ -196,11 +185,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_outcome=on_outcome,
         on_loaded=on_loaded,
     )
+    app.state.scorer = Scorer(
+        app.state.model_store, app.state.policy, app.state.batcher, app.state.audit, metrics
+    )
     install_error_handlers(app)
     for router in (score, health, monitoring, model, decisions, admin, outcomes):
         app.include_router(router.router)
     install_docs(app)
-    # Added last, so outermost: the request context wraps the scoring endpoints too.
+    # Added first, so inside the request context: see service.routes.score.
     app.add_middleware(score.ScoringEndpoints, routes=app.routes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.request_log)
     app.openapi = lambda: _openapi_with_contract(app)  # type: ignore[method-assign]

@@ -1,4 +1,5 @@
-"""Request dependencies: settings, the loaded model, the audit trail and validated bodies.
+"""Request dependencies: the model store, the loaded model, the audit trail, the metrics, and
+reading and validating bodies.
 
 All are ``async def`` although none awaits: FastAPI runs plain ``def`` dependencies in a worker
 thread, a hop that cost more than the scoring itself.
@@ -14,17 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from service.audit import AuditTrail
-from service.config import Settings
-from service.decisioning import Policy
 from service.errors import ApiError
 from service.metrics import ServiceMetrics
 from service.model_store import LoadedModel, ModelStore
 
 _Valid = TypeVar("_Valid")
-
-
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 async def get_store(request: Request) -> ModelStore:
@@ -37,14 +32,6 @@ async def get_audit(request: Request) -> AuditTrail:
 
 async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
-
-
-async def get_policy(request: Request) -> Policy:
-    return request.app.state.policy
-
-
-async def get_request_id(request: Request) -> str:
-    return request.state.request_id
 
 
 def current_model(store: ModelStore) -> LoadedModel:
@@ -64,13 +51,10 @@ async def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedM
     return current_model(store)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 AuditDep = Annotated[AuditTrail, Depends(get_audit)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
-PolicyDep = Annotated[Policy, Depends(get_policy)]
-RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
 async def read_request_body(request: Request, limit: int) -> bytes:

@@ -57,27 +57,33 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Route every error through :class:`ErrorResponse`, so clients parse one shape."""
+def error_response_for(exc: Exception) -> JSONResponse:
+    """The answer to an exception raised while handling a request: its status and our shape.
 
-    @app.exception_handler(ApiError)
-    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    :class:`ApiError` as raised, invalid bodies a 422 naming every field, the framework's HTTP
+    errors (404, 405, 413) with a code of their own, anything else a 500 that says nothing more.
+    """
+    if isinstance(exc, ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.details)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    if isinstance(exc, RequestValidationError):
         return JSONResponse(status_code=422, content=validation_error_body(list(exc.errors())))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+    if isinstance(exc, StarletteHTTPException):
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+    return error_response(500, "internal_error", "internal error; see the service log")
 
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        return error_response(500, "internal_error", "internal error; see the service log")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through :func:`error_response_for`, so clients parse one shape."""
+
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response_for(exc)
+
+    for kind in (ApiError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(kind, handle)
 
 
 __all__ = ["ApiError", "ErrorResponse", "install_error_handlers"]

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-# Up to this many ids are made in plain Python (NumPy's per-call cost would dominate).
-FEW_IDS = 16
+from models.few import FEW_ROWS
+
 # The variant bits (0b10) over a random hex digit: its two low bits stay random.
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
@@ -22,7 +22,7 @@ _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 def new_ids(count: int) -> list[str]:
     """``count`` distinct UUIDv7 ids sharing the current millisecond, from one system call."""
     stamp = time.time_ns() // 1_000_000
-    if count > FEW_IDS:
+    if count > FEW_ROWS:  # NumPy's per-call cost would dominate a few: see models.few
         return _many_ids(stamp, count)
     head = f"{stamp:012x}"
     random_hex = os.urandom(10 * count).hex()

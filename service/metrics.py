@@ -17,6 +17,7 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from models.few import FEW_ROWS
 from models.reference import TrainingReference
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -43,7 +44,7 @@ class ManyValuesHistogram(Collector):
         self._lock = threading.Lock()
 
     def observe_many(self, values: Sequence[float]) -> None:
-        if len(values) <= FEW_VALUES:
+        if len(values) <= FEW_ROWS:  # NumPy's per-call cost would dominate: see models.few
             indices = [bisect.bisect_left(self.bounds, value) for value in values]
             with self._lock:
                 for index in indices:
@@ -71,10 +72,6 @@ class ManyValuesHistogram(Collector):
             ],
             sum_value=total,
         )
-
-
-# Up to this many values are counted in plain Python (NumPy's per-call cost would dominate).
-FEW_VALUES = 8
 
 
 class ServiceMetrics:

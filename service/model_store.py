@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
-
 from models.registered import (
     RegisteredVersion,
     RegistryError,
@@ -24,7 +22,7 @@ from models.registered import (
     load_registered,
     resolve_alias,
 )
-from service.schemas import ModelRef, RecordValidator, applicant_schema
+from service.schemas import ModelRef, RecordValidator
 
 logger = logging.getLogger("loanrisk.model_store")
 
@@ -63,8 +61,7 @@ class LoadedModel(RegisteredVersion):
     """One registered version, ready to serve. Immutable: a reload swaps the whole object."""
 
     alias: str
-    applicant: type[BaseModel]  # the request body, as OpenAPI documents it
-    records: RecordValidator  # checks bodies as that model does, straight into records
+    records: RecordValidator  # checks request bodies straight into records; OpenAPI documents it
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -81,8 +78,7 @@ def load_version(name: str, version: str, alias: str, batch_max: int) -> LoadedM
     return LoadedModel(
         **{f.name: getattr(registered, f.name) for f in fields(RegisteredVersion)},
         alias=alias,
-        applicant=applicant_schema(contract, example),
-        records=RecordValidator(contract, batch_max),
+        records=RecordValidator(contract, batch_max, example),
     )
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from service.audit import AuditUnavailable
 from service.dependencies import AuditDep
 from service.errors import ApiError
-from service.schemas import DecisionRecord, ErrorResponse, ModelRef
+from service.schemas import DecisionRecord, ErrorResponse
 from service.security import require_api_key
 
 router = APIRouter(prefix="/v1", tags=["audit"], dependencies=[Depends(require_api_key)])
@@ -35,16 +35,9 @@ async def decision(
         ) from None
     if row is None:
         raise ApiError(404, "not_found", f"no decision with request id {request_id!r}")
-    return DecisionRecord(
-        request_id=row["request_id"],
-        created_at=row["created_at"].isoformat(),
-        batch_id=row["batch_id"],
-        batch_index=row["batch_index"],
-        model=ModelRef(name=row["model_name"], version=row["model_version"], run_id=row["run_id"]),
-        inputs=row["inputs"],
-        probability_of_default=row["probability_of_default"],
-        score=row["score"],
-        risk_band=row["risk_band"],
-        decision=row["decision"],
-        reason_codes=row["reason_codes"],
+    # Every column of the audit record is a field of the same name, but for the model's three.
+    model = {"name": row.pop("model_name"), "version": row.pop("model_version")}
+    model["run_id"] = row.pop("run_id")
+    return DecisionRecord.model_validate(
+        {**row, "created_at": row["created_at"].isoformat(), "model": model}
     )

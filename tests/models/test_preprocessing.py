@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from models.contract import Schema, infer_contract
-from models.preprocessing import FEW_RECORDS, UNKNOWN_CATEGORY, Preprocessor
+from models.few import FEW_ROWS
+from models.preprocessing import UNKNOWN_CATEGORY, Preprocessor
 from tests.conftest import CREDIT_DATA
 
 
@@ -88,7 +89,7 @@ def test_few_records_encode_row_by_row_exactly_as_the_vectorised_path(
         {**records[1], "Assets": -5.0, "Expenses": 1e12, "Amount": -1e12},
         {k: v for k, v in records[2].items() if k != "Income"},
     ]
-    assert len(records) > FEW_RECORDS
+    assert len(records) > FEW_ROWS
     vectorised = pre.transform_records(records)
     row_by_row = np.concatenate([pre.transform_records([r]) for r in records])
     np.testing.assert_array_equal(row_by_row, vectorised)

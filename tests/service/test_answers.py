@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from models.contract import Schema
 from service.decisioning import Policy
 from service.schemas import ScoreResponse
+from service.scoring import ANSWER_FIELDS
 from tests.conftest import (
     CREDIT_DATA,
     README_APPLICANT,
@@ -132,3 +133,7 @@ def test_high_debt_to_income_is_named_as_the_main_reason(
     assert top["feature"] == "debt_to_income"
     assert "higher than typical" in top["message"]
     assert "debt_to_income" not in {r["feature"] for r in safe["reason_codes"]}
+
+
+def test_the_answer_writes_the_documented_fields_in_order() -> None:
+    assert [*ANSWER_FIELDS, "model"] == list(ScoreResponse.model_fields)

@@ -1,11 +1,12 @@
 import time
 import uuid
 
-from service.ids import FEW_IDS, new_id, new_ids
+from models.few import FEW_ROWS
+from service.ids import new_id, new_ids
 
 
 def test_ids_are_uuid7_in_32_hex_digits() -> None:
-    for value in [new_id(), *new_ids(FEW_IDS), *new_ids(200)]:  # both ways of making them
+    for value in [new_id(), *new_ids(FEW_ROWS), *new_ids(200)]:  # both ways of making them
         assert len(value) == 32
         parsed = uuid.UUID(value)
         assert parsed.version == 7
