@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal, NotRequired, Required
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from pydantic_core import to_json
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError, to_json
 from typing_extensions import TypedDict  # pydantic refuses typing's before Python 3.12
 
 from models.contract import FeatureContract, FeatureSpec
@@ -83,12 +84,18 @@ class RecordValidator:
         return {**batch.pop("$defs"), "BatchRequest": batch}
 
     def one(self, body: bytes | str) -> dict[str, Any]:
-        """One applicant's record from its JSON; raises pydantic's ValidationError."""
-        return self._complete(self._applicant.validate_json(body))
+        """One applicant's record from its JSON; raises pydantic's ValidationError, for a repeated
+        key too."""
+        record = self._applicant.validate_json(body)
+        refuse_repeated_keys(body, len(record))
+        return self._complete(record)
 
     def many(self, body: bytes | str) -> list[dict[str, Any]]:
-        """The records of a ``{"applicants": [...]}`` body; raises pydantic's ValidationError."""
-        return [self._complete(record) for record in self._batch.validate_json(body)["applicants"]]
+        """The records of a ``{"applicants": [...]}`` body; raises pydantic's ValidationError,
+        for a repeated key too."""
+        applicants = self._batch.validate_json(body)["applicants"]
+        refuse_repeated_keys(body, 1 + sum(map(len, applicants)))
+        return [self._complete(record) for record in applicants]
 
     def python(self, applicant: dict[str, Any]) -> dict[str, Any]:
         """One applicant's record from a dict, checked as a JSON body would be."""
@@ -98,6 +105,55 @@ class RecordValidator:
         if len(record) < self._width:  # a nullable field was omitted: None, in contract order
             return {name: record.get(name) for name in self._names}
         return record
+
+
+class _Object(dict[str, Any]):
+    """A parsed JSON object that remembers the first key it held twice."""
+
+    repeated: str | None = None
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    parsed = _Object(pairs)
+    if len(parsed) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                parsed.repeated = key
+                break
+            seen.add(key)
+    return parsed
+
+
+def refuse_repeated_keys(body: bytes | str, keys: int) -> None:
+    """Raise a ValidationError naming a key that ``body`` (valid JSON whose objects hold ``keys``
+    distinct keys in all) repeats, at the top or in any applicant of a batch.
+
+    JSON parsers keep a repeated key's last value, so ``{"Debt": -5, ..., "Debt": 0}`` would
+    pass with a first value nobody checked. Every key is followed by a colon, so a body with no
+    more colons than distinct keys repeats none: that count (a C loop over the bytes) settles
+    almost every request, and only a body whose strings hold colons is parsed again to look.
+    """
+    colons = body.count(b":") if isinstance(body, bytes) else body.count(":")
+    if colons <= keys:
+        return
+    top = json.loads(body, object_pairs_hook=_object)
+    loc: tuple[str | int, ...] | None = None
+    if isinstance(top, _Object) and top.repeated is not None:
+        loc = (top.repeated,)
+    elif isinstance(top, dict) and isinstance(top.get("applicants"), list):
+        for index, item in enumerate(top["applicants"]):
+            if isinstance(item, _Object) and item.repeated is not None:
+                loc = ("applicants", index, item.repeated)
+                break
+    if loc is None:
+        return
+    error = PydanticCustomError(
+        "repeated_key", "the key '{key}' appears more than once", {"key": loc[-1]}
+    )
+    raise ValidationError.from_exception_data(
+        "Applicant", [{"type": error, "loc": loc, "input": loc[-1]}]
+    )
 
 
 class ModelRef(BaseModel):

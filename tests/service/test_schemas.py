@@ -6,6 +6,7 @@ import json
 import jsonschema_rs
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from models.contract import FeatureContract, infer_contract
@@ -98,3 +99,40 @@ def test_python_dicts_are_checked_as_json_bodies(contract: FeatureContract) -> N
     assert validator.python(README_APPLICANT) == validator.one(json.dumps(README_APPLICANT))
     with pytest.raises(ValidationError):
         validator.python({**README_APPLICANT, "Debt": -1})
+
+
+@pytest.mark.parametrize("first_invalid", [True, False])
+def test_a_repeated_key_is_refused_naming_it(client: TestClient, first_invalid: bool) -> None:
+    """``"Debt": -5`` and again ``"Debt": 0``: parsers keep the last, so the first was never
+    checked. Refused whichever comes last, and a colon inside a value does not hide it."""
+    fields = [f'"{k}": {json.dumps(v)}' for k, v in README_APPLICANT.items() if k != "Debt"]
+    debts = ['"Debt": -5', '"Debt": 0'] if first_invalid else ['"Debt": 0', '"Debt": 0']
+    body = "{" + ", ".join([*fields, *debts]) + "}"
+    answer = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["details"][0]["field"] == "Debt"
+    assert "Debt" in error["message"]
+
+
+def test_a_repeated_key_in_a_batch_names_the_applicant(client: TestClient) -> None:
+    one = json.dumps(README_APPLICANT)
+    twice = one[:-1] + ', "Income": 129}'
+    body = '{"applicants": [' + one + ", " + twice + "]}"
+    answer = client.post(
+        "/v1/score/batch", content=body, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["error"]["details"][0]["field"] == "applicants[1].Income"
+    repeated_list = '{"applicants": [' + one + '], "applicants": [' + one + "]}"
+    answer = client.post(
+        "/v1/score/batch", content=repeated_list, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["error"]["details"][0]["field"] == "applicants"
+
+
+def test_colons_inside_values_do_not_make_a_repeated_key(client: TestClient) -> None:
+    from service.schemas import refuse_repeated_keys
+
+    refuse_repeated_keys(b'{"Home": "rent: flat", "Job": "a:b:c"}', 2)  # no error
