@@ -193,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router.router)
     install_docs(app)
     # Added first, so inside the request context: see service.routes.score.
-    app.add_middleware(score.ScoringEndpoints, routes=app.routes)
+    app.add_middleware(score.ScoringEndpoints)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.request_log)
     app.openapi = lambda: _openapi_with_contract(app)  # type: ignore[method-assign]
     return app

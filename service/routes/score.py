@@ -18,7 +18,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dependencies import read_request_body
@@ -91,10 +90,11 @@ class ScoringEndpoints:
     shape). Other requests, and other methods on these paths (405 from the router), pass through.
     """
 
-    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # The declared routes, so metrics and logs label these requests exactly as routed ones.
-        self.routes = {getattr(r, "path", None): r for r in routes}
+        # The routes declared above, so metrics and logs label these requests exactly as routed
+        # ones. (From this module's router: an app lists an included router as one entry.)
+        self.routes = {getattr(r, "path", None): r for r in router.routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
