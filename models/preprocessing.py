@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ UNKNOWN_CATEGORY = "__unknown__"
 MIN_CATEGORY_ROWS = 10
 MAX_CATEGORIES = 100
 
-Columns = Mapping[str, Sequence[Any]] | pd.DataFrame
+Columns: TypeAlias = Mapping[str, Sequence[Any]] | pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,10 @@ class Preprocessor:
         self._any_log = bool(self._log.any())
         positions, indicator_columns, indicator_positions = [], [], []
         position = 0
-        for index, t in enumerate(numeric):
+        for index, n in enumerate(numeric):
             positions.append(position)
             position += 1
-            if t.missing_indicator:
+            if n.missing_indicator:
                 indicator_columns.append(index)
                 indicator_positions.append(position)
                 position += 1
@@ -158,7 +158,11 @@ class Preprocessor:
             read = category_reader(CURRENT_NORMALISATION)
             counts = Counter(read(v) for v in frame[spec.name].tolist())
             counts.pop(None, None)
-            frequent = [c for c, n in counts.most_common(MAX_CATEGORIES) if n >= MIN_CATEGORY_ROWS]
+            frequent = [
+                c
+                for c, n in counts.most_common(MAX_CATEGORIES)
+                if c is not None and n >= MIN_CATEGORY_ROWS
+            ]
             categorical.append(CategoricalTransform(spec.name, tuple(sorted(frequent))))
         return cls(numeric, categorical, CURRENT_NORMALISATION)
 
@@ -210,7 +214,7 @@ class Preprocessor:
                 pass
         return [[record.get(name) for name in self._numeric_names] for record in records]
 
-    def _encode(self, numeric: np.ndarray, categories: list[Sequence[Any]]) -> np.ndarray:
+    def _encode(self, numeric: np.ndarray, categories: Sequence[Sequence[Any]]) -> np.ndarray:
         n_rows = numeric.shape[0]
         out = np.zeros((n_rows, self.width), dtype=np.float32)
         missing = np.isnan(numeric)
@@ -236,7 +240,7 @@ class Preprocessor:
         """One record, in plain Python: the same arithmetic as :meth:`_encode`, step for step."""
         out = [0.0] * self.width
         for name, median, log, mean, std, position, indicator in self._numeric_plan:
-            value = record.get(name)
+            value: Any = record.get(name)
             missing = value is None or value != value  # None or NaN
             if missing:
                 value = median

@@ -12,6 +12,11 @@ from typing_extensions import TypedDict  # pydantic refuses typing's before Pyth
 from models.contract import FeatureContract, FeatureSpec
 
 MAX_CATEGORY_LENGTH = 200
+# The typing forms, called with types made at run time from the contract (which a static checker
+# cannot follow, so it sees them as Any).
+_ANNOTATED: Any = Annotated
+_TYPED_DICT: Any = TypedDict
+_LIST: Any = list
 
 
 def _field(spec: FeatureSpec, example: Any) -> Any:
@@ -21,7 +26,7 @@ def _field(spec: FeatureSpec, example: Any) -> Any:
     if spec.nullable:
         description += " (may be null or omitted when unknown)"
         value = value | None
-    documented = Annotated[
+    documented = _ANNOTATED[
         value, Field(description=description, examples=None if example is None else [example])
     ]
     return NotRequired[documented] if spec.nullable else Required[documented]
@@ -60,13 +65,13 @@ class RecordValidator:
     ) -> None:
         example = example or {}
         fields = {spec.name: _field(spec, example.get(spec.name)) for spec in contract.features}
-        applicant: Any = TypedDict("Applicant", fields)  # type: ignore[misc]
+        applicant = _TYPED_DICT("Applicant", fields)
         applicant.__pydantic_config__ = ConfigDict(
             extra="forbid", json_schema_extra={"examples": [example]} if example else None
         )
-        batch: Any = TypedDict(  # type: ignore[misc]
+        batch = _TYPED_DICT(
             "BatchRequest",
-            {"applicants": Annotated[list[applicant], Field(min_length=1, max_length=batch_max)]},
+            {"applicants": _ANNOTATED[_LIST[applicant], Field(min_length=1, max_length=batch_max)]},
         )
         batch.__pydantic_config__ = ConfigDict(
             extra="forbid",
