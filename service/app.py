@@ -28,6 +28,7 @@ from service.middleware import RequestContextMiddleware
 from service.model_store import LoadedModel, ModelStore, ReloadOutcome
 from service.routes import admin, decisions, health, model, monitoring, outcomes, score
 from service.scoring import Scorer
+from service.security import KeyRing
 
 logger = logging.getLogger("loanrisk.service")
 
@@ -174,7 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_round=metrics.assessment_batch.observe,
         threads=settings.explain_threads,
     )
-    app.state.api_keys = [key.encode() for key in settings.api_key_list]
+    app.state.api_keys = KeyRing(settings.api_key_list)
     app.state.audit = AuditTrail(
         settings.audit_db_url, settings.audit_timeout_ms / 1000, settings.audit_probe_interval_s
     )

@@ -3,11 +3,63 @@ shared with training in :mod:`models.settings`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from models.settings import SharedSettings
+
+# What a key may do; a route names the one it needs (service.security). A new scope is a new
+# name here and on its routes.
+Scope = Literal["score", "decisions:read", "outcomes:write", "admin"]
+SCOPES: tuple[str, ...] = get_args(Scope)
+
+
+class ApiKey(BaseModel):
+    """One key of ``LOANRISK_API_KEYS``: its name (recorded with every decision it asks for), the
+    SHA-256 digest of its secret (64 hex digits; ``key`` instead gives the secret itself, which
+    is discouraged) and its scopes (default: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@-]+$")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    key: str | None = Field(None, min_length=1)
+    scopes: tuple[Scope, ...] = SCOPES  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ApiKey:
+        if (self.sha256 is None) == (self.key is None):
+            raise ValueError(f"API key {self.name!r} needs exactly one of sha256 or key")
+        return self
+
+
+_API_KEYS = TypeAdapter(list[ApiKey])
+
+
+def parse_api_keys(value: str) -> list[ApiKey]:
+    """``LOANRISK_API_KEYS`` as keys; raises :class:`ValueError` naming the entry at fault.
+
+    A JSON array of :class:`ApiKey` objects (``[{"name": "los", "sha256": "…", "scopes":
+    ["score"]}]``), or the older comma-separated secrets (``key-one,key-two``), each then a key of
+    every scope named ``key-1``, ``key-2``, … in order. Empty: no keys (the service runs open).
+    """
+    text = value.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            keys = _API_KEYS.validate_python(json.loads(text))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise ValueError(f"LOANRISK_API_KEYS is not a valid list of keys: {exc}") from None
+    else:
+        secrets = [part.strip() for part in text.split(",") if part.strip()]
+        keys = [ApiKey(name=f"key-{i}", key=secret) for i, secret in enumerate(secrets, 1)]
+    names = [key.name for key in keys]
+    if len(set(names)) != len(names):
+        raise ValueError("LOANRISK_API_KEYS names must be unique")
+    return keys
 
 
 class Settings(SharedSettings):
@@ -88,7 +140,9 @@ class Settings(SharedSettings):
 
     # Security
     api_keys: str = Field(
-        "", description="Comma-separated API keys for the X-API-Key header; empty runs open"
+        "",
+        description="API keys for the X-API-Key header: a JSON array of {name, sha256, scopes} "
+        "(README, Authentication), or comma-separated secrets of every scope; empty runs open",
     )
 
     # Audit trail
@@ -135,11 +189,13 @@ class Settings(SharedSettings):
         if self.approve_below > self.decline_at:
             raise ValueError("LOANRISK_APPROVE_BELOW must not exceed LOANRISK_DECLINE_AT")
         self.parsed_bands()  # raises on a malformed value
+        self.api_key_list  # noqa: B018 (raises on a malformed value)
         return self
 
     @property
-    def api_key_list(self) -> list[str]:
-        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+    def api_key_list(self) -> list[ApiKey]:
+        """The configured keys (:func:`parse_api_keys`); empty when the service runs open."""
+        return parse_api_keys(self.api_keys)
 
     def parsed_bands(self) -> list[tuple[str, float]]:
         """``"A:0.05,B:0.1,C:1.0"`` → ``[("A", 0.05), ("B", 0.1), ("C", 1.0)]``, validated."""

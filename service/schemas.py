@@ -182,6 +182,26 @@ class ReasonCode(BaseModel):
     message: str = Field(examples=["Debt of 5,000 is higher than typical (0)"])
 
 
+class DecisionPolicy(BaseModel):
+    """The policy thresholds that produced the decision (``LOANRISK_APPROVE_BELOW``,
+    ``LOANRISK_DECLINE_AT``, ``LOANRISK_RISK_BANDS``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approve_below: float = Field(
+        description="Approve when the probability of default is below this", examples=[0.15]
+    )
+    decline_at: float = Field(
+        description="Decline when the probability of default is at least this; review between",
+        examples=[0.35],
+    )
+    risk_bands: dict[str, float] = Field(
+        description="Each band's upper probability bound, ascending: a probability takes the "
+        "first band whose bound it is below (the last band takes the rest)",
+        examples=[{"A": 0.05, "B": 0.1, "C": 0.2, "D": 0.35, "E": 1.0}],
+    )
+
+
 class ScoreResponse(BaseModel):
     """The risk assessment of one applicant."""
 
@@ -195,6 +215,7 @@ class ScoreResponse(BaseModel):
     reason_codes: list[ReasonCode] = Field(
         description="Up to the configured number of reasons raising the risk, most important first"
     )
+    policy: DecisionPolicy
     model: ModelRef
 
 
@@ -220,6 +241,12 @@ class DecisionRecord(BaseModel):
     risk_band: str
     decision: str
     reason_codes: list[ReasonCode]
+    policy: DecisionPolicy | None = Field(
+        None, description="The thresholds that decided; null for decisions recorded before 0003"
+    )
+    api_key_name: str | None = Field(
+        None, description="Name of the API key that asked; null when the service ran open"
+    )
 
 
 class ReloadResponse(BaseModel):

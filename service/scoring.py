@@ -49,7 +49,8 @@ def _json_string(text: str) -> str:
 
 # The answer's fields, in order, each with how one value is written as JSON; the model that
 # decided follows them. Each is an audit column of the same name, per applicant or shared by the
-# request. Finite floats' ``repr`` is valid JSON; ids are hexadecimal; reason codes are JSON text.
+# request (written once per request). Finite floats' ``repr`` is valid JSON; ids are hexadecimal;
+# reason codes and the policy are JSON text.
 ANSWER_FIELDS: dict[str, Callable[[Any], str]] = {
     "request_id": '"{}"'.format,
     "probability_of_default": repr,
@@ -57,6 +58,7 @@ ANSWER_FIELDS: dict[str, Callable[[Any], str]] = {
     "risk_band": _json_string,
     "decision": _json_string,
     "reason_codes": str,
+    "policy": str,
 }
 
 
@@ -82,9 +84,22 @@ class Scorer:
         self.batcher = batcher
         self.audit = audit
         self.metrics = metrics
+        # The thresholds behind every decision, as the answer and the audit record give them.
+        self.policy_json = JSONText(
+            to_json(
+                {
+                    "approve_below": policy.approve_below,
+                    "decline_at": policy.decline_at,
+                    "risk_bands": dict(policy.bands),
+                }
+            ).decode()
+        )
 
-    async def score_one(self, body: bytes, request_id: str) -> bytes:
-        """One applicant's answer; its decision takes the request's id.
+    async def score_one(
+        self, body: bytes, request_id: str, api_key_name: str | None = None
+    ) -> bytes:
+        """One applicant's answer; its decision takes the request's id. ``api_key_name`` (the
+        key that asked, None when the service runs open) goes into the audit record.
 
         It is assessed together with whatever other single applicants are waiting
         (:mod:`service.batching`), and its audit row joins theirs in one commit.
@@ -92,7 +107,7 @@ class Scorer:
         model = current_model(self.store)
         record = validate_body(model.records.one, body)
         probability, reason_codes = await self.batcher.assess(model.risk_model, record)
-        decided = self._decide(model, [record], [request_id], None, [probability])
+        decided = self._decide(model, [record], [request_id], None, [probability], api_key_name)
         decided.columns["reason_codes"] = JSONTextColumn([reason_codes])
         # A row dict, not columns: the audit converts the rows of concurrent requests together,
         # 16 in ~0.2 ms against ~0.55 ms as 16 one-row DecisionColumns.
@@ -102,14 +117,18 @@ class Scorer:
         self.metrics.observe_scores([record], [probability], decided.columns["decision"])
         return _answers(decided)[0].encode()
 
-    async def score_batch(self, body: bytes, batch_id: str) -> bytes:
+    async def score_batch(
+        self, body: bytes, batch_id: str, api_key_name: str | None = None
+    ) -> bytes:
         """A batch's answers in input order, from one vectorised pass of its own; each applicant
         gets its own decision id, and the request's id becomes the batch id."""
         model = current_model(self.store)
         records = validate_body(model.records.many, body)
         assessment = self.batcher.assess_many(model.risk_model, records)
         probabilities = assessment.probabilities.tolist()
-        decided = self._decide(model, records, new_ids(len(records)), batch_id, probabilities)
+        decided = self._decide(
+            model, records, new_ids(len(records)), batch_id, probabilities, api_key_name
+        )
         decided.columns["batch_index"] = range(len(records))
         # Each part's reason codes are written as it is made, and each part goes to the writer
         # process as soon as it is made: the writer inserts one while the next is written. The
@@ -141,6 +160,7 @@ class Scorer:
         ids: list[str],
         batch_id: str | None,
         probabilities: list[float],
+        api_key_name: str | None,
     ) -> DecisionColumns:
         """The decisions of a request's applicants, as audit columns (reason codes aside)."""
         if not all(map(math.isfinite, probabilities)):
@@ -163,6 +183,8 @@ class Scorer:
                 "model_name": model.name,
                 "model_version": model.version,
                 "run_id": model.run_id,
+                "api_key_name": api_key_name,
+                "policy": self.policy_json,
             },
         )
 
@@ -194,9 +216,17 @@ def _answers(decided: DecisionColumns) -> list[str]:
         "version": shared["model_version"],
         "run_id": shared["run_id"],
     }
-    template = [f'"{name}":%s' for name in ANSWER_FIELDS]
+    # A field shared by the request is written into the template once.
+    template = [
+        f'"{name}":' + (write(shared[name]).replace("%", "%%") if name in shared else "%s")
+        for name, write in ANSWER_FIELDS.items()
+    ]
     template.append('"model":' + to_json(model).decode().replace("%", "%%"))
-    values = [map(write, decided.columns[name]) for name, write in ANSWER_FIELDS.items()]
+    values = [
+        map(write, decided.columns[name])
+        for name, write in ANSWER_FIELDS.items()
+        if name not in shared
+    ]
     row = "{" + ",".join(template) + "}"
     return [row % fields for fields in zip(*values, strict=True)]
 

@@ -50,6 +50,11 @@ decisions = Table(
     Column("risk_band", String(20), nullable=False),
     Column("decision", String(20), nullable=False),
     Column("reason_codes", JSON, nullable=False),
+    # The decision policy's thresholds that decided (shared by a request's rows) and the name of
+    # the API key that asked (None when the service ran open). Both from revision 0003: older
+    # rows hold NULL.
+    Column("policy", JSON, nullable=True),
+    Column("api_key_name", String(100), nullable=True),
 )
 # One row per decided applicant whose outcome is known: the latest word. ``request_id`` is one
 # applicant's decision id (a batch's applicants each have theirs). Not a foreign key: decisions are

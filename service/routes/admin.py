@@ -8,15 +8,20 @@ from fastapi import APIRouter, Depends
 
 from service.dependencies import StoreDep
 from service.schemas import ErrorResponse, ReloadResponse
-from service.security import require_api_key
+from service.security import require_scope
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_scope("admin"))]
+)
 
 
 @router.post(
     "/reload",
     response_model=ReloadResponse,
-    responses={401: {"model": ErrorResponse, "description": "Missing or invalid API key"}},
+    responses={
+        401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+        403: {"model": ErrorResponse, "description": "The API key lacks the `admin` scope"},
+    },
     summary="Check the registry now and swap to a new champion if it passes the checks",
 )
 async def reload(store: StoreDep) -> ReloadResponse:

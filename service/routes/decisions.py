@@ -9,9 +9,11 @@ from service.audit import AuditUnavailable
 from service.dependencies import AuditDep
 from service.errors import ApiError
 from service.schemas import DecisionRecord, ErrorResponse
-from service.security import require_api_key
+from service.security import require_scope
 
-router = APIRouter(prefix="/v1", tags=["audit"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/v1", tags=["audit"], dependencies=[Depends(require_scope("decisions:read"))]
+)
 
 
 @router.get(
@@ -19,6 +21,7 @@ router = APIRouter(prefix="/v1", tags=["audit"], dependencies=[Depends(require_a
     response_model=DecisionRecord,
     responses={
         401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+        403: {"model": ErrorResponse, "description": "The API key lacks `decisions:read`"},
         404: {"model": ErrorResponse, "description": "No decision with this id"},
         503: {"model": ErrorResponse, "description": "The audit store cannot answer in time"},
     },

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends
 
 from service.dependencies import ModelDep
 from service.schemas import ErrorResponse, ModelDetails
-from service.security import require_api_key
+from service.security import ANY_SCOPE, require_scope
 
-router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_scope(ANY_SCOPE))])
 
 
 @router.get(

@@ -13,9 +13,11 @@ from service.dependencies import AuditDep
 from service.errors import ApiError
 from service.outcomes import OutcomesRequest, OutcomesResult, record_outcomes
 from service.schemas import ErrorResponse
-from service.security import require_api_key
+from service.security import require_scope
 
-router = APIRouter(prefix="/v1", tags=["audit"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/v1", tags=["audit"], dependencies=[Depends(require_scope("outcomes:write"))]
+)
 
 
 @router.post(
@@ -23,6 +25,7 @@ router = APIRouter(prefix="/v1", tags=["audit"], dependencies=[Depends(require_a
     response_model=OutcomesResult,
     responses={
         401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+        403: {"model": ErrorResponse, "description": "The API key lacks `outcomes:write`"},
         422: {"model": ErrorResponse, "description": "A row is invalid; the field is named"},
         503: {"model": ErrorResponse, "description": "The audit database could not be written"},
     },

@@ -34,6 +34,7 @@ router = APIRouter(tags=["scoring"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+    403: {"model": ErrorResponse, "description": "The API key lacks the `score` scope"},
     413: {"model": ErrorResponse, "description": "The body is too large"},
     422: {"model": ErrorResponse, "description": "Invalid input; the message names the field"},
     503: {"model": ErrorResponse, "description": "No model loaded, or the audit write failed"},
@@ -45,11 +46,10 @@ def _body(schema: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
-async def _checked_body(request: Request) -> tuple[Scorer, bytes]:
-    check_api_key(request)
-    return request.app.state.scorer, await read_request_body(
-        request, request.app.state.settings.max_body_bytes
-    )
+async def _checked_body(request: Request) -> tuple[Scorer, bytes, str | None]:
+    key_name = check_api_key(request, "score")
+    body = await read_request_body(request, request.app.state.settings.max_body_bytes)
+    return request.app.state.scorer, body, key_name
 
 
 @router.post(
@@ -60,8 +60,8 @@ async def _checked_body(request: Request) -> tuple[Scorer, bytes]:
     summary="Assess one applicant: probability, score, band, decision and reasons",
 )
 async def score(request: Request) -> Response:
-    scorer, body = await _checked_body(request)
-    return json_body(await scorer.score_one(body, request.state.request_id))
+    scorer, body, key_name = await _checked_body(request)
+    return json_body(await scorer.score_one(body, request.state.request_id, key_name))
 
 
 @router.post(
@@ -72,8 +72,8 @@ async def score(request: Request) -> Response:
     summary="Assess up to LOANRISK_BATCH_MAX applicants in one vectorised pass",
 )
 async def score_batch(request: Request) -> Response:
-    scorer, body = await _checked_body(request)
-    return json_body(await scorer.score_batch(body, request.state.request_id))
+    scorer, body, key_name = await _checked_body(request)
+    return json_body(await scorer.score_batch(body, request.state.request_id, key_name))
 
 
 def json_body(body: bytes) -> Response:

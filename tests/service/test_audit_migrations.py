@@ -67,6 +67,8 @@ def a_decision(request_id: str) -> dict:
         "risk_band": "B",
         "decision": "approve",
         "reason_codes": [{"feature": "Income", "value": 100.0, "contribution": 0.5}],
+        "policy": {"approve_below": 0.15, "decline_at": 0.35},
+        "api_key_name": "los",
     }
 
 

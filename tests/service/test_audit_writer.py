@@ -71,6 +71,8 @@ def decision_rows(count: int, batch_id: str) -> list[dict]:
             "risk_band": "C",
             "decision": "review",
             "reason_codes": [{"feature": "Income", "value": 100.0, "contribution": 0.5}],
+            "policy": {"approve_below": 0.15, "decline_at": 0.35},
+            "api_key_name": "los",
         }
         for index in range(count)
     ]

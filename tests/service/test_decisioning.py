@@ -74,7 +74,8 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOANRISK_DECLINE_AT", "0.5")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     settings = Settings()
-    assert settings.api_key_list == ["k1", "k2"]
+    assert [key.name for key in settings.api_key_list] == ["key-1", "key-2"]
+    assert [key.key for key in settings.api_key_list] == ["k1", "k2"]
     assert settings.decline_at == 0.5
     assert settings.mlflow_tracking_uri == "http://mlflow:5000"
 
