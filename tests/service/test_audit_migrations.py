@@ -150,7 +150,7 @@ def test_a_database_from_before_versioning_is_stamped_and_keeps_its_rows(audit_u
     assert (status.current, status.state) == (None, "unversioned")
 
     async def run() -> tuple[dict | None, int]:
-        audit = AuditTrail(audit_url)
+        audit = AuditTrail(audit_url, timeout_s=30.0)
         await audit.start()
         try:
             await audit.record([a_decision("after")])

@@ -30,6 +30,10 @@ from service.audit.schema import metadata
 from service.audit.trail import PIPE_BYTES
 from service.audit.writer import Committer
 
+# These tests are about what is written, not about deadlines (test_audit_deadlines.py): a
+# writer process restarted on a loaded machine can take seconds to start.
+TRAIL_DEADLINE_S = 30.0
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -100,7 +104,7 @@ def test_rows_given_by_column_convert_exactly_like_row_dicts(audit_url: str) -> 
 
 
 async def record_concurrently(url: str, groups: list[list[dict]]) -> AuditTrail:
-    audit = AuditTrail(url)
+    audit = AuditTrail(url, timeout_s=TRAIL_DEADLINE_S)
     await audit.start()
     try:
         await asyncio.gather(*(audit.record(rows) for rows in groups))
@@ -177,7 +181,7 @@ def test_groups_larger_than_the_pipe_are_committed(
 
 def _run_trail(url: str, scenario: Callable[[AuditTrail], Awaitable[None]]) -> AuditTrail:
     async def run() -> AuditTrail:
-        audit = AuditTrail(url)
+        audit = AuditTrail(url, timeout_s=TRAIL_DEADLINE_S)
         await audit.start()
         try:
             await scenario(audit)
@@ -316,7 +320,7 @@ def test_parts_lost_with_a_dead_writer_fail_their_commit(tmp_path: Path) -> None
 
 
 def test_no_parts_without_a_running_trail(tmp_path: Path) -> None:
-    audit = AuditTrail(f"sqlite:///{tmp_path / 'audit.db'}")
+    audit = AuditTrail(f"sqlite:///{tmp_path / 'audit.db'}", timeout_s=TRAIL_DEADLINE_S)
     built: list[int] = []
 
     def build() -> Iterator[list[dict]]:
