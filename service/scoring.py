@@ -187,18 +187,23 @@ def _part(decided: DecisionColumns, start: int, stop: int, reasons: list[str]) -
 
 
 def _answers(decided: DecisionColumns) -> list[str]:
-    """Each applicant's ``ScoreResponse`` as JSON, from the decision columns."""
+    """Each applicant's ``ScoreResponse`` as JSON, from the decision columns.
+
+    Each answer is one join of its fields' JSON and the text between them, in C: formatting a
+    template with ``%`` instead cost ~4,000 instructions an applicant (callgrind).
+    """
     shared = decided.shared
     model = {
         "name": shared["model_name"],
         "version": shared["model_version"],
         "run_id": shared["run_id"],
     }
-    template = [f'"{name}":%s' for name in ANSWER_FIELDS]
-    template.append('"model":' + to_json(model).decode().replace("%", "%%"))
-    values = [map(write, decided.columns[name]) for name, write in ANSWER_FIELDS.items()]
-    row = "{" + ",".join(template) + "}"
-    return [row % fields for fields in zip(*values, strict=True)]
+    pieces: list[Iterator[str]] = []
+    for name, write in ANSWER_FIELDS.items():
+        pieces.append(itertools.repeat(f'{"," if pieces else "{"}"{name}":'))
+        pieces.append(map(write, decided.columns[name]))
+    pieces.append(itertools.repeat(f',"model":{to_json(model).decode()}}}'))
+    return list(map("".join, zip(*pieces, strict=False)))  # the repeats are endless
 
 
 def _parts(count: int) -> list[tuple[int, int]]:
