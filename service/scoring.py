@@ -144,14 +144,14 @@ class Scorer:
         # One turn of the event loop hands the group to the writer process; the answers are
         # then written here while the writer commits.
         await asyncio.sleep(0)
-        body = '{"results":[' + ",".join(itertools.chain.from_iterable(map(_answers, parts)))
+        answer = '{"results":[' + ",".join(itertools.chain.from_iterable(map(_answers, parts)))
         await self._committed(committed)
         # Counted at the event loop's next turn, once the answer is written: its 1,000
         # applicants take ~0.5 ms that the answer need not wait for.
         asyncio.get_running_loop().call_soon(
             self.metrics.observe_scores, records, probabilities, decided.columns["decision"]
         )
-        return (body + "]}").encode()
+        return (answer + "]}").encode()
 
     def _decide(
         self,
@@ -209,26 +209,28 @@ def _part(decided: DecisionColumns, start: int, stop: int, reasons: list[str]) -
 
 
 def _answers(decided: DecisionColumns) -> list[str]:
-    """Each applicant's ``ScoreResponse`` as JSON, from the decision columns."""
+    """Each applicant's ``ScoreResponse`` as JSON, from the decision columns.
+
+    Each answer is one join of its fields' JSON and the text between them, in C: formatting a
+    template with ``%`` instead cost ~4,000 instructions an applicant (callgrind).
+    """
     shared = decided.shared
     model = {
         "name": shared["model_name"],
         "version": shared["model_version"],
         "run_id": shared["run_id"],
     }
-    # A field shared by the request is written into the template once.
-    template = [
-        f'"{name}":' + (write(shared[name]).replace("%", "%%") if name in shared else "%s")
-        for name, write in ANSWER_FIELDS.items()
-    ]
-    template.append('"model":' + to_json(model).decode().replace("%", "%%"))
-    values = [
-        map(write, decided.columns[name])
-        for name, write in ANSWER_FIELDS.items()
-        if name not in shared
-    ]
-    row = "{" + ",".join(template) + "}"
-    return [row % fields for fields in zip(*values, strict=True)]
+    # Each answer is one join of its fields; a field the request shares (the policy) is written
+    # once and repeated.
+    pieces: list[Iterator[str]] = []
+    for name, write in ANSWER_FIELDS.items():
+        pieces.append(itertools.repeat(f'{"," if pieces else "{"}"{name}":'))
+        if name in shared:
+            pieces.append(itertools.repeat(write(shared[name])))
+        else:
+            pieces.append(map(write, decided.columns[name]))
+    pieces.append(itertools.repeat(f',"model":{to_json(model).decode()}}}'))
+    return list(map("".join, zip(*pieces, strict=False)))  # the repeats are endless
 
 
 def _parts(count: int) -> list[tuple[int, int]]:

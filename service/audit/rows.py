@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import operator
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ class DecisionColumns:
     """
 
     count: int
-    columns: Mapping[str, Sequence[Any]]
+    columns: MutableMapping[str, Sequence[Any]]
     shared: Mapping[str, Any]
 
 
