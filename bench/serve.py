@@ -281,6 +281,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="server worker processes, all three")
     parser.add_argument("--epochs", type=int, default=200, help="training epochs (early stopping)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="register the trained version again as `challenger` and serve it in the shadow "
+        "(LOANRISK_SHADOW_ALIAS): the cost of scoring every applicant twice",
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     generator = "wrk" if shutil.which("wrk") else "asyncio client (wrk not installed)"
@@ -312,6 +318,19 @@ def main() -> None:
 
         mlflow.set_tracking_uri(uri)
         model_dir = download_registered("loan-default", workdir / "model", alias="champion")
+        shadow_env = {}
+        if args.shadow:
+            from mlflow import MlflowClient
+
+            # A second version of the same artifacts: the challenger costs what the champion
+            # costs to score (probability only), which is what the shadow's price is.
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            champion = client.get_model_version_by_alias("loan-default", "champion")
+            source = client.get_model_version_download_uri("loan-default", champion.version)
+            challenger = client.create_model_version("loan-default", source=source)
+            client.set_registered_model_alias("loan-default", "challenger", challenger.version)
+            shadow_env = {"LOANRISK_SHADOW_ALIAS": "challenger"}
+            log(f"version {challenger.version} serves in the shadow as `challenger`")
         contract = model_dir / CONTRACT_FILE
 
         servers: dict[str, tuple[list[str], dict[str, str], str, str, dict[str, Any]]] = {
@@ -322,6 +341,7 @@ def main() -> None:
                     "LOANRISK_REQUEST_LOG": "false",
                     "LOANRISK_WORKERS": str(args.workers),
                     "LOANRISK_RELOAD_INTERVAL_S": "0",
+                    **shadow_env,
                 },
                 "/ready",
                 "/v1/score",

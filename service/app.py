@@ -29,6 +29,7 @@ from service.model_store import LoadedModel, ModelStore, ReloadOutcome
 from service.routes import admin, decisions, health, model, monitoring, outcomes, score
 from service.scoring import Scorer
 from service.security import KeyRing
+from service.shadow import ShadowScorer
 
 logger = logging.getLogger("loanrisk.service")
 
@@ -92,17 +93,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             store.alias,
             store.last_error,
         )
+    # After the champion, whose contract it must keep. Its absence never stops the service.
+    shadow_store: ModelStore | None = app.state.shadow_store
+    if shadow_store is not None and shadow_store.refresh().failed and shadow_store.current is None:
+        logger.warning(
+            "no challenger in the shadow: %s@%s not available (%s); applicants are counted in "
+            "loanrisk_shadow_failures_total",
+            shadow_store.name,
+            shadow_store.alias,
+            shadow_store.last_error,
+        )
     # Everything loaded so far lives as long as the process: keep it out of the garbage
     # collector's full passes, which otherwise stall requests for tens of milliseconds.
     gc.collect()
     gc.freeze()
-    poller = None
+    pollers = []
     if settings.reload_interval_s > 0:
-        poller = asyncio.create_task(_poll_registry(store, settings.reload_interval_s))
+        for polled in (store, shadow_store):
+            if polled is not None:
+                pollers.append(
+                    asyncio.create_task(_poll_registry(polled, settings.reload_interval_s))
+                )
     try:
         yield
     finally:
-        if poller is not None:
+        for poller in pollers:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
@@ -186,8 +201,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_outcome=on_outcome,
         on_loaded=on_loaded,
     )
+    shadow = None
+    app.state.shadow_store = None
+    if settings.shadow_alias:
+        # Its own store: the same checks and hot reload, and the champion's contract to keep.
+        app.state.shadow_store = ModelStore(
+            settings.model_name,
+            settings.shadow_alias,
+            settings.batch_max,
+            on_outcome=lambda outcome: metrics.shadow_reloads.labels(outcome.value).inc(),
+            on_loaded=lambda loaded: metrics.shadow_loaded(
+                loaded.name, loaded.version, loaded.alias
+            ),
+            contract_of=app.state.model_store,
+        )
+        shadow = ShadowScorer(
+            app.state.shadow_store,
+            app.state.policy,
+            metrics,
+            settings.shadow_budget_ms / 1000,
+            settings.shadow_pause_s,
+        )
     app.state.scorer = Scorer(
-        app.state.model_store, app.state.policy, app.state.batcher, app.state.audit, metrics
+        app.state.model_store,
+        app.state.policy,
+        app.state.batcher,
+        app.state.audit,
+        metrics,
+        shadow,
     )
     install_error_handlers(app)
     for router in (score, health, monitoring, model, decisions, admin, outcomes):

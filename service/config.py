@@ -81,6 +81,24 @@ class Settings(SharedSettings):
         "MLFLOW_HTTP_REQUEST_TIMEOUT unless that is set",
     )
 
+    # A challenger scored in the shadow of the champion (docs/monitoring.md, "A challenger in
+    # the shadow")
+    shadow_alias: str = Field(
+        "",
+        description="Registry alias of a challenger scored beside the champion for every "
+        "applicant, its probability and decision stored in the audit table shadow_scores; the "
+        "answer stays the champion's. Empty: no shadow",
+    )
+    shadow_budget_ms: float = Field(
+        50.0,
+        gt=0,
+        description="Longest one shadow pass (the challenger scoring one round of applicants) may "
+        "take; a slower pass pauses the shadow for shadow_pause_s, its applicants counted",
+    )
+    shadow_pause_s: float = Field(
+        60.0, ge=0, description="Seconds the shadow is paused after a pass over its budget"
+    )
+
     # HTTP server
     host: str = Field("127.0.0.1", description="Bind address of `loanrisk serve`")
     port: int = Field(8000, ge=1, le=65535, description="Port of `loanrisk serve`")

@@ -125,6 +125,32 @@ class ServiceMetrics:
             "Requests refused because the audit write failed",
             registry=self.registry,
         )
+        # A challenger scored in the shadow (service.shadow): applicants it scored, applicants it
+        # did not by reason, and its registry checks (the champion's are ``reloads``).
+        self.shadow_scored = Counter(
+            "loanrisk_shadow_scored_total",
+            "Applicants the shadow challenger scored (stored in shadow_scores)",
+            registry=self.registry,
+        )
+        self.shadow_failures = Counter(
+            "loanrisk_shadow_failures_total",
+            "Applicants the shadow challenger did not score, by reason (no_challenger, contract, "
+            "error, paused); their requests were answered all the same",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.shadow_reloads = Counter(
+            "loanrisk_shadow_reloads_total",
+            "Registry checks of the shadow challenger's alias by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.shadow_info = Gauge(
+            "loanrisk_shadow_model_info",
+            "The challenger version scored in the shadow (value 1)",
+            ["name", "version", "alias"],
+            registry=self.registry,
+        )
         self.feature_psi = Gauge(
             "loanrisk_feature_psi",
             "Population stability index of each input, recent window vs training",
@@ -180,6 +206,10 @@ class ServiceMetrics:
         with self._lock:
             # Scores from another version are not comparable with the new training reference.
             self._window_probabilities.clear()
+
+    def shadow_loaded(self, name: str, version: str, alias: str) -> None:
+        self.shadow_info.clear()
+        self.shadow_info.labels(name, version, alias).set(1)
 
     def render(self, reference: TrainingReference | None) -> bytes:
         """The exposition text, with PSI computed over the recent window first."""

@@ -102,7 +102,12 @@ def self_test(model: LoadedModel) -> None:
 
 
 class ModelStore:
-    """Holds the current model; readers take one reference per request, so a swap is atomic."""
+    """Holds the current model; readers take one reference per request, so a swap is atomic.
+
+    ``contract_of``: another store whose current model's feature contract a version must keep
+    too (a challenger scored in the shadow keeps the champion's, since it scores the records the
+    champion's validator made); a version with another is refused (``refused_contract``).
+    """
 
     def __init__(
         self,
@@ -111,6 +116,7 @@ class ModelStore:
         batch_max: int,
         on_outcome: Callable[[ReloadOutcome], None] | None = None,
         on_loaded: Callable[[LoadedModel], None] | None = None,
+        contract_of: ModelStore | None = None,
     ) -> None:
         self.name = name
         self.alias = alias
@@ -119,6 +125,7 @@ class ModelStore:
         self._lock = threading.Lock()
         self._on_outcome = on_outcome
         self._on_loaded = on_loaded
+        self._contract_of = contract_of
         self.last_error: str | None = None
 
     @property
@@ -148,6 +155,15 @@ class ModelStore:
                     ReloadOutcome.REFUSED_CONTRACT,
                     f"version {version} has a different feature contract from version "
                     f"{current.version}; restart the service to adopt it",
+                )
+            reference = None if self._contract_of is None else self._contract_of.current
+            if reference is not None and candidate.risk_model.contract.to_dict() != (
+                reference.risk_model.contract.to_dict()
+            ):
+                raise ModelUnavailable(
+                    ReloadOutcome.REFUSED_CONTRACT,
+                    f"version {version} has a different feature contract from "
+                    f"{reference.alias} version {reference.version}, whose records it would score",
                 )
             self_test(candidate)
         except (RegistryError, ModelUnavailable) as exc:

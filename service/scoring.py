@@ -34,6 +34,7 @@ from service.errors import ApiError
 from service.ids import new_ids
 from service.metrics import ServiceMetrics
 from service.model_store import LoadedModel, ModelStore
+from service.shadow import ShadowScorer
 
 # A large batch's audit rows go to the writer process in parts of this many applicants, the
 # last part of this few.
@@ -78,8 +79,12 @@ class Scorer:
         batcher: AssessmentBatcher,
         audit: AuditTrail,
         metrics: ServiceMetrics,
+        shadow: ShadowScorer | None = None,
     ) -> None:
+        """``shadow``: a challenger scoring every applicant beside the champion (service.shadow);
+        its scores are committed with the decisions, and never change an answer."""
         self.store = store
+        self.shadow = shadow
         self.policy = policy
         self.batcher = batcher
         self.audit = audit
@@ -106,6 +111,8 @@ class Scorer:
         """
         model = current_model(self.store)
         record = validate_body(model.records.one, body)
+        # First, so that its pass runs in the same turn as the champion's: see service.shadow.
+        shadow = None if self.shadow is None else self.shadow.one(model, record)
         probability, reason_codes = await self.batcher.assess(model.risk_model, record)
         decided = self._decide(model, [record], [request_id], None, [probability], api_key_name)
         decided.columns["reason_codes"] = JSONTextColumn([reason_codes])
@@ -113,7 +120,9 @@ class Scorer:
         # 16 in ~0.2 ms against ~0.55 ms as 16 one-row DecisionColumns.
         row = {name: values[0] for name, values in decided.columns.items()}
         row["reason_codes"] = JSONText(reason_codes)
-        await self._committed(self.audit.submit([{**row, **decided.shared}]))
+        scored = None if shadow is None else await shadow  # settled already, never raises
+        shadow_rows = None if scored is None else [ShadowScorer.row(request_id, scored)]
+        await self._committed(self.audit.submit([{**row, **decided.shared}], shadow_rows))
         self.metrics.observe_scores([record], [probability], decided.columns["decision"])
         return _answers(decided)[0].encode()
 
@@ -126,9 +135,9 @@ class Scorer:
         records = validate_body(model.records.many, body)
         assessment = self.batcher.assess_many(model.risk_model, records)
         probabilities = assessment.probabilities.tolist()
-        decided = self._decide(
-            model, records, new_ids(len(records)), batch_id, probabilities, api_key_name
-        )
+        ids = new_ids(len(records))
+        decided = self._decide(model, records, ids, batch_id, probabilities, api_key_name)
+        shadow = None if self.shadow is None else self.shadow.many(model, records)
         decided.columns["batch_index"] = range(len(records))
         # Each part's reason codes are written as it is made, and each part goes to the writer
         # process as soon as it is made: the writer inserts one while the next is written. The
@@ -140,7 +149,9 @@ class Scorer:
                 parts.append(_part(decided, start, stop, assessment.reason_codes_json(start, stop)))
                 yield parts[-1]
 
-        committed = self.audit.submit_parts(made())
+        committed = self.audit.submit_parts(
+            made(), None if shadow is None else ShadowScorer.columns(ids, shadow)
+        )
         # One turn of the event loop hands the group to the writer process; the answers are
         # then written here while the writer commits.
         await asyncio.sleep(0)

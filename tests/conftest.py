@@ -58,6 +58,10 @@ def make_client(tmp_path: Path) -> ClientFactory:
             **{
                 "audit_db_url": f"sqlite:///{tmp_path / 'audit.db'}",
                 "reload_interval_s": 0,
+                # Tests of what is answered and recorded must not race the deadline on a loaded
+                # machine (a restarted writer process takes seconds); the deadline's own tests
+                # (tests/service/test_audit_deadlines.py, tests/chaos) set theirs.
+                "audit_timeout_ms": 30_000,
                 **overrides,
             }
         )

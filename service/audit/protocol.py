@@ -7,6 +7,9 @@ the command line, where every local user could read its password with ``ps``). T
 
 - ``part``: rows (driver values in column order, as :meth:`RowWriter.values` makes them) to insert
   into the open transaction, without an answer: a large batch sent ahead of its commit;
+- ``shadow``: rows of ``shadow_scores`` (a challenger's scores of the decisions that follow) to
+  insert into the open transaction, without an answer: sent just before the ``commit`` of their
+  decisions, so both are committed together;
 - ``commit``: rows to insert, then the transaction is committed and answered;
 - ``abort``: the open transaction is rolled back, without an answer;
 - ``deadline``: seconds since the epoch (the service's clock) by which the next commit must land,
@@ -26,7 +29,7 @@ from __future__ import annotations
 import pickle
 from typing import Any, BinaryIO, Literal
 
-Kind = Literal["open", "part", "commit", "abort", "deadline"]
+Kind = Literal["open", "part", "shadow", "commit", "abort", "deadline"]
 
 OK = b"ok\n"
 

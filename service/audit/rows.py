@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine
+from sqlalchemy import JSON, DateTime, Engine, Table
 from sqlalchemy.pool import PoolProxiedConnection
 
 from service.audit.schema import decisions
@@ -63,9 +63,10 @@ class RowWriter:
     round trip per row.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, table: Table = decisions) -> None:
+        """Rows of ``table``: ``decisions``, or ``shadow_scores`` (a challenger's scores)."""
         dialect = engine.dialect
-        columns = list(decisions.columns)
+        columns = list(table.columns)
         self.names = [column.name for column in columns]
         self._in_column_order = operator.itemgetter(*self.names)
         # (column index, processor, whether records share its values: a request's timestamp)
@@ -88,7 +89,7 @@ class RowWriter:
         self._processor_of = {
             self.names[index]: processor for index, processor, _ in self.processors
         }
-        self.head = f"INSERT INTO {decisions.name} ({', '.join(self.names)}) VALUES "
+        self.head = f"INSERT INTO {table.name} ({', '.join(self.names)}) VALUES "
         self.one_row = "(" + ", ".join([placeholder] * len(self.names)) + ")"
         # SQLite before 3.32 allows 999 parameters per statement.
         legacy_sqlite = dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 32)

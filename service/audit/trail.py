@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.audit import protocol
 from service.audit.rows import DecisionColumns, DecisionRows, RowWriter
-from service.audit.schema import decisions, make_engine
+from service.audit.schema import decisions, make_engine, shadow_scores
 
 logger = logging.getLogger("loanrisk.audit")
 
@@ -57,8 +57,11 @@ ABANDON_S = 30.0
 
 # The parts of the rows queued for the next group (one for ``submit``, none for the commit of
 # parts already sent), the future their request waits on, the writer process their parts
-# went to (None for rows sent with the group), and the deadline (the event loop's clock).
-_Pending = tuple[tuple[DecisionRows, ...], asyncio.Future[None], int | None, float]
+# went to (None for rows sent with the group), the deadline (the event loop's clock), and the
+# challenger's shadow scores of those decisions (rows of ``shadow_scores``, committed with them).
+_Pending = tuple[
+    tuple[DecisionRows, ...], asyncio.Future[None], int | None, float, tuple[DecisionRows, ...]
+]
 
 
 class AuditTrail:
@@ -105,6 +108,7 @@ class AuditTrail:
         self.last_failure_reason: str | None = None
         # Built now so that an unsupported driver is refused at start, not on the first request.
         self._rows = RowWriter(self.engine)
+        self._shadow_rows = RowWriter(self.engine, shadow_scores)
         self._pending: list[_Pending] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -171,15 +175,22 @@ class AuditTrail:
         AuditUnavailable as a commit would; its outcome counts for :meth:`unavailable_reason`."""
         return self._queue((), None, timeout_s)
 
-    def submit(self, rows: DecisionRows) -> asyncio.Future[None]:
+    def submit(
+        self, rows: DecisionRows, shadow: DecisionRows | None = None
+    ) -> asyncio.Future[None]:
         """Queue rows for the next group; the future resolves once they are committed.
+
+        ``shadow``: rows of ``shadow_scores`` (a challenger's scores of these decisions), inserted
+        in the same transaction.
 
         The writer task sends the group at the event loop's next turn: a caller that yields once
         (``await asyncio.sleep(0)``) can do other work while the writer process commits.
         """
-        return self._queue((rows,), None)
+        return self._queue((rows,), None, shadow=() if shadow is None else (shadow,))
 
-    def submit_parts(self, parts: Iterator[DecisionRows]) -> asyncio.Future[None]:
+    def submit_parts(
+        self, parts: Iterator[DecisionRows], shadow: DecisionRows | None = None
+    ) -> asyncio.Future[None]:
         """Send rows ahead to the writer, part by part, and commit them whole with the next group;
         the future resolves once every part is committed, and fails if any part was lost.
 
@@ -190,8 +201,9 @@ class AuditTrail:
         If the iterator raises, the parts sent are rolled back and the exception propagates.
         When no writer process is running (or parts cannot go ahead now, see below), the parts
         are collected and submitted as one group. Raises AuditUnavailable if the trail is not
-        running.
+        running. ``shadow``: as for :meth:`submit`, sent with the commit.
         """
+        shadows: tuple[DecisionRows, ...] = () if shadow is None else (shadow,)
         pipe, process = self._pipe, self._process
         self._check_running()
         # Not while a group taken from the queue waits to be written (a new writer process is
@@ -207,7 +219,7 @@ class AuditTrail:
             or self._composing
             or self._parts_awaiting_commit
         ):
-            return self._queue(tuple(parts), None)
+            return self._queue(tuple(parts), None, shadow=shadows)
         generation = self._generation
         # Until the writer task writes the next commit, which takes these parts along.
         self._parts_awaiting_commit = True
@@ -218,7 +230,7 @@ class AuditTrail:
             pipe.write(protocol.message("abort", []))
             self._parts_awaiting_commit = False
             raise
-        return self._queue((), generation)
+        return self._queue((), generation, shadow=shadows)
 
     def _check_running(self) -> None:
         if self._writer is None or self._wake is None:
@@ -229,6 +241,7 @@ class AuditTrail:
         parts: tuple[DecisionRows, ...],
         generation: int | None,
         timeout_s: float | None = None,
+        shadow: tuple[DecisionRows, ...] = (),
     ) -> asyncio.Future[None]:
         self._check_running()
         assert self._wake is not None
@@ -237,7 +250,7 @@ class AuditTrail:
         deadline = loop.time() + (timeout_s or self.timeout_s)
         timer = loop.call_at(deadline, self._expire, future)
         future.add_done_callback(lambda _: timer.cancel())
-        self._pending.append((parts, future, generation, deadline))
+        self._pending.append((parts, future, generation, deadline, shadow))
         self._wake.set()
         return future
 
@@ -313,6 +326,13 @@ class AuditTrail:
             if not isinstance(rows, DecisionColumns)
             for row in rows
         ]
+        shadow_records = [
+            row
+            for *_, shadows in group
+            for rows in shadows
+            if not isinstance(rows, DecisionColumns)
+            for row in rows
+        ]
         generation = None
         self._composing = True
         # The earliest deadline decides: no request of the group may be answered 503 while its
@@ -324,7 +344,12 @@ class AuditTrail:
                 for rows in parts:
                     if isinstance(rows, DecisionColumns):
                         values += self._rows.values(rows)
-            generation, failure = await self._send(values, first, last)
+            shadow_values = self._shadow_rows.values(shadow_records)
+            for *_, shadows in group:
+                for rows in shadows:
+                    if isinstance(rows, DecisionColumns):
+                        shadow_values += self._shadow_rows.values(rows)
+            generation, failure = await self._send(values, first, last, shadow_values)
         except Exception as exc:  # the writer must outlive anything, or requests wait forever
             logger.exception("audit writer failed")
             failure = f"audit writer failed: {type(exc).__name__}"
@@ -340,13 +365,13 @@ class AuditTrail:
             self._succeeded()
             late = sum(
                 future.done() and not future.cancelled() and future.exception() is not None
-                for _, future, _, _ in group
+                for _, future, *_ in group
             )
             if late:  # despite the reply margin: see docs/reliability.md
                 logger.warning("audit commit landed after %d of its requests answered 503", late)
         else:
             self._failed(failure)
-        for _, future, required, _ in group:
+        for _, future, required, *_ in group:
             if future.done():  # its request was cancelled (client gone), or its deadline passed
                 continue
             if failure is None and required not in (None, generation):
@@ -358,7 +383,11 @@ class AuditTrail:
                 future.set_exception(AuditUnavailable(failure))
 
     async def _send(
-        self, rows: list[tuple[Any, ...]], first: float, last: float
+        self,
+        rows: list[tuple[Any, ...]],
+        first: float,
+        last: float,
+        shadow: list[tuple[Any, ...]] | None = None,
     ) -> tuple[int, str | None]:
         """One group to the writer process: which process took it, and None once committed,
         else why not.
@@ -368,7 +397,8 @@ class AuditTrail:
         :meth:`_expire`), whatever happens here; the commit is refused past ``first`` less the
         reply margin (by the writer, and by the database itself on PostgreSQL). The answer is
         still awaited after that, so a database that wakes up finds its writer where it was;
-        only a writer silent for ``abandon_s`` past ``last`` is killed and replaced.
+        only a writer silent for ``abandon_s`` past ``last`` is killed and replaced. ``shadow``:
+        rows of ``shadow_scores``, inserted just before the commit, in its transaction.
         """
         loop = asyncio.get_running_loop()
         if self._process is None or self._process.returncode is not None:
@@ -378,7 +408,10 @@ class AuditTrail:
         process, pipe, generation = self._process, self._pipe, self._generation
         assert process is not None and process.stdout is not None and pipe is not None
         commit_by = time.time() + (first - loop.time()) - REPLY_MARGIN * self.timeout_s
-        pipe.write(protocol.message("deadline", commit_by) + protocol.message("commit", rows))
+        ahead = protocol.message("shadow", shadow) if shadow else b""
+        pipe.write(
+            ahead + protocol.message("deadline", commit_by) + protocol.message("commit", rows)
+        )
         self._composing = self._parts_awaiting_commit = False
         try:
             reply = await asyncio.wait_for(

@@ -4,8 +4,9 @@ Started by :class:`service.audit.AuditTrail` as ``python -m service.audit.writer
 messages of :mod:`service.audit.protocol` from stdin, the database URL first: a ``commit``'s rows
 are inserted and the transaction committed, and one line answers it on stdout; a ``part``'s rows
 are inserted into the open transaction without an answer (a large batch sent ahead of its
-commit); ``abort`` rolls the open transaction back; ``deadline`` sets the wall-clock time by which
-the next commit must land. Exits when stdin ends.
+commit), and a ``shadow``'s rows likewise into ``shadow_scores`` (a challenger's scores, committed
+with their decisions); ``abort`` rolls the open transaction back; ``deadline`` sets the wall-clock
+time by which the next commit must land. Exits when stdin ends.
 
 A commit that lands after its requests were answered 503 would leave records of decisions nobody
 received. The service answers 503 at the deadline whatever the writer is doing, and a commit
@@ -38,7 +39,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from service.audit import protocol
 from service.audit.rows import RowWriter
-from service.audit.schema import make_engine
+from service.audit.schema import make_engine, shadow_scores
 from service.logs import configure_logging
 
 logger = logging.getLogger("loanrisk.audit.writer")
@@ -70,6 +71,7 @@ class Committer:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.rows = RowWriter(engine)
+        self.shadow_rows = RowWriter(engine, shadow_scores)
         self.connection: PoolProxiedConnection | None = None
         self.checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
         self.guarded = engine.dialect.name == "postgresql"
@@ -77,15 +79,16 @@ class Committer:
         # Seconds since the epoch by which the next commit must land (``deadline`` message).
         self.deadline: float | None = None
 
-    def insert(self, rows: Sequence[Sequence[Any]]) -> None:
+    def insert(self, rows: Sequence[Sequence[Any]], writer: RowWriter | None = None) -> None:
         """Insert rows of driver values (:meth:`RowWriter.values`) into the open transaction,
-        opening one; a failure dooms the transaction, and its commit reports it."""
+        opening one; a failure dooms the transaction, and its commit reports it. ``writer``:
+        the table's (default: ``decisions``)."""
         if self.failure is not None:
             return
         try:
             if self.connection is None:
                 self.connection = self._connect()
-            self.rows.insert(self.connection, rows)
+            (writer or self.rows).insert(self.connection, rows)
         except Exception as exc:  # any database failure means "not audited"
             self.failure = self._drop(exc)
 
@@ -228,6 +231,8 @@ def serve(url: str, source: BinaryIO, sink: BinaryIO, timeout_ms: int | None = N
             kind, rows = message
             if kind == "part":
                 committer.insert(rows)
+            elif kind == "shadow":
+                committer.insert(rows, committer.shadow_rows)
             elif kind == "abort":
                 committer.abort()
             elif kind == "deadline":
