@@ -25,6 +25,14 @@ EARLY_STOPPING_MONITOR = "val_bce"
 # Epoch curves reach MLflow this often, so a long run can be watched while it trains.
 METRIC_FLUSH_EPOCHS = 10
 
+# Training steps Keras runs per call into its compiled graph on large data: each call costs a
+# Python round trip and a callback dispatch, which on a 2-core CPU weighed as much as the step of a
+# small network (FACTS: 1M rows, batch 1024, one epoch 2.9 s alone and 1.5 s with 32 steps per
+# call). The same batches in the same order; data with fewer than
+# MANY_STEPS batches per epoch (the bundled files: about a dozen) keep one step per call.
+STEPS_PER_EXECUTION = 32
+MANY_STEPS = 256
+
 EpochReporter = Callable[[int, int, dict[str, float]], None]
 MemberReporter = Callable[[int, int], None]
 
@@ -100,6 +108,12 @@ def _epoch_logger(
     return EpochLogger()
 
 
+def steps_per_execution(rows: int, batch_size: int) -> int:
+    """Steps per Keras graph call for ``rows`` training rows in batches of ``batch_size``:
+    :data:`STEPS_PER_EXECUTION` from :data:`MANY_STEPS` batches an epoch, else 1."""
+    return STEPS_PER_EXECUTION if -(-rows // batch_size) >= MANY_STEPS else 1
+
+
 def fit_member(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -122,6 +136,7 @@ def fit_member(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryCrossentropy(name="bce")],
+        steps_per_execution=steps_per_execution(len(x_train), config.batch_size),
     )
     callbacks = [_epoch_logger(config.epochs, report, member, log_to_mlflow)]
     if config.early_stopping_patience > 0:

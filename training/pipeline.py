@@ -61,8 +61,13 @@ def fit_dnn(
     ``config`` the default recipe for the training rows is used, with ``overrides`` on top."""
     seed_everything(seed)
     config = resolve_config(config, len(train_rows), overrides)
-    preprocessor = Preprocessor.fit(features.iloc[train_rows], contract)
-    x_train = preprocessor.transform(features.iloc[train_rows])
+    # The training rows are taken out of the frame once (a copy) and dropped once encoded; the
+    # encoded matrices are float32 written in place (Preprocessor.transform), which Keras takes
+    # as they are.
+    train = features.iloc[train_rows]
+    preprocessor = Preprocessor.fit(train, contract)
+    x_train = preprocessor.transform(train)
+    del train
     x_val = preprocessor.transform(features.iloc[validation_rows])
     fitted = fit_network(
         x_train,
