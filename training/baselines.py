@@ -140,11 +140,11 @@ BASELINES: dict[str, Callable[[pd.DataFrame, np.ndarray, FeatureContract, int], 
 }
 
 
-def baseline_sample(
-    y: np.ndarray, seed: int, limit: int = BASELINE_MAX_TRAIN_ROWS
-) -> np.ndarray | None:
-    """Sorted positions (int64) of a stratified random sample of ``limit`` rows of outcomes ``y``,
-    each class in its share; None when ``y`` has no more than ``limit`` rows (use them all)."""
+def baseline_sample(y: np.ndarray, seed: int, limit: int | None = None) -> np.ndarray | None:
+    """Sorted positions (int64) of a stratified random sample of ``limit`` (default
+    :data:`BASELINE_MAX_TRAIN_ROWS`) rows of outcomes ``y``, each class in its share; None when
+    ``y`` has no more rows than that (use them all)."""
+    limit = BASELINE_MAX_TRAIN_ROWS if limit is None else limit
     if len(y) <= limit:
         return None
     from sklearn.model_selection import train_test_split
