@@ -89,3 +89,17 @@ def test_bundled_data_keeps_one_keras_step_per_call() -> None:
     large = NetworkConfig.for_rows(600_000)
     assert 600_000 // large.batch_size >= MANY_STEPS
     assert steps_per_execution(600_000, large.batch_size) == STEPS_PER_EXECUTION
+
+
+def test_dataset_schema_from_a_sample_equals_mlflows_own() -> None:
+    from mlflow.types.utils import _infer_schema
+
+    from training.stages.prepare import DATASET_SCHEMA_ROWS, dataset_schema
+
+    prepared = prepare(TrainOptions(data=CREDIT_DATA))
+    contract = prepared.contract
+    frame = prepared.dataset.frame[[*contract.names, contract.target]]
+    assert len(frame) <= DATASET_SCHEMA_ROWS  # the bundled data keeps MLflow's own inference
+    # Types from 20 rows, which have no missing value; required-ness from all rows.
+    assert not frame.head(20).isna().any().any() and frame.isna().any().any()
+    assert dataset_schema(frame, rows=20) == _infer_schema(frame)

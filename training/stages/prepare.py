@@ -24,6 +24,8 @@ from training.stages.options import TrainOptions
 
 Part = Literal["train", "validation", "test"]
 PARTS: tuple[Part, ...] = ("train", "validation", "test")
+# Rows MLflow's dataset schema is inferred from on larger files (see log_data).
+DATASET_SCHEMA_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -150,4 +152,26 @@ def log_data(prepared: Prepared) -> None:
             targets=contract.target,
             name=dataset.path.name,
         )
+        if len(frame) > DATASET_SCHEMA_ROWS:
+            # MLflow infers the dataset's schema (PandasDataset.schema, a cached property) in
+            # Python over every value: 387 s of a 1M-row run on a busy 2-core machine, longer
+            # than fitting the network. Given here instead; said on the run (a tag).
+            data.__dict__["schema"] = dataset_schema(frame)
+            mlflow.set_tag(
+                "loanrisk.dataset_schema", f"types from the first {DATASET_SCHEMA_ROWS:,} rows"
+            )
         mlflow.log_input(data, context="training")
+
+
+def dataset_schema(frame: pd.DataFrame, rows: int = DATASET_SCHEMA_ROWS) -> Any:
+    """MLflow's column schema of ``frame``: each column's type inferred from its first ``rows``
+    rows (the checks have already made each column one kind), required when the whole column
+    has no missing value (what MLflow would say, computed in one vectorised pass)."""
+    from mlflow.models.signature import infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    sampled = infer_signature(frame.head(rows)).inputs
+    missing = frame.isna().any()
+    return Schema(
+        [ColSpec(spec.type, spec.name, required=not bool(missing[spec.name])) for spec in sampled]
+    )
