@@ -18,7 +18,7 @@ from models.contract import FeatureContract
 from models.network import NetworkConfig
 from models.preprocessing import Preprocessor
 from models.risk_model import RiskModel
-from training.fit import EpochReporter, FitResult, MemberReporter, fit_network
+from training.fit import EpochReporter, FitResult, MemberReporter, fit_network, release_memory
 from training.reproducibility import seed_everything
 
 
@@ -68,6 +68,7 @@ def fit_dnn(
     preprocessor = Preprocessor.fit(train, contract)
     x_train = preprocessor.transform(train)
     del train
+    release_memory()
     x_val = preprocessor.transform(features.iloc[validation_rows])
     fitted = fit_network(
         x_train,

@@ -18,6 +18,7 @@ import pandas as pd
 from models.contract import FeatureContract
 from models.network import NetworkConfig
 from training.data import Dataset, Split, load_dataset, stratified_split
+from training.fit import release_memory
 from training.pipeline import resolve_config
 from training.reproducibility import environment_record
 from training.stages.options import TrainOptions
@@ -78,6 +79,7 @@ def prepare(options: TrainOptions) -> Prepared:
     """Read, validate and split ``options.data``; raise DataError on unusable data."""
     dataset = load_dataset(options.data, options.target, options.positive_label, options.schema)
     split = stratified_split(dataset.y, options.seed)
+    release_memory()  # the checks' per-value scratch, before TensorFlow and the fit add theirs
     return Prepared(
         dataset=dataset,
         split=split,
