@@ -53,15 +53,15 @@ def resolve_model(uri: str, download_to: Path) -> ModelSource:
     import mlflow
 
     from models.mlflow_flavor import use_tracking
-    from service.model_store import RISK_MODEL_SUBDIR, ModelUnavailable, resolve_version
+    from models.registered import RegistryError, resolve_alias, risk_model_dir
 
     use_tracking()
     path = uri.removeprefix("models:/")
     if "@" in path:
         name, alias = path.split("@", 1)
         try:
-            version, _run_id = resolve_version(name, alias)
-        except ModelUnavailable as exc:
+            version = resolve_alias(name, alias)
+        except RegistryError as exc:
             raise ModelNotFound(str(exc)) from None
     else:
         name, _, version = path.partition("/")
@@ -74,7 +74,7 @@ def resolve_model(uri: str, download_to: Path) -> ModelSource:
         )
     except Exception as exc:
         raise ModelNotFound(f"could not download {name} version {version}: {exc}") from None
-    return ModelSource(Path(downloaded) / RISK_MODEL_SUBDIR, name, version)
+    return ModelSource(risk_model_dir(Path(downloaded)), name, version)
 
 
 class ServicePath:
