@@ -62,8 +62,8 @@ def fit_dnn(
     seed_everything(seed)
     config = resolve_config(config, len(train_rows), overrides)
     # The training rows are taken out of the frame once (a copy) and dropped once encoded; the
-    # encoded matrices are float32 written in place (Preprocessor.transform), which Keras takes
-    # as they are.
+    # encoded matrices are float32 (Preprocessor.transform writes them column by column), the
+    # dtype Keras trains in.
     train = features.iloc[train_rows]
     preprocessor = Preprocessor.fit(train, contract)
     x_train = preprocessor.transform(train)

@@ -33,8 +33,10 @@ def _baseline_run(monkeypatch: pytest.MonkeyPatch, limit: int | None) -> tuple[d
         monkeypatch.setattr(baselines, "BASELINE_MAX_TRAIN_ROWS", limit)
     prepared = prepare(TrainOptions(data=CREDIT_DATA))
     said: list[str] = []
-    mlflow.set_experiment("sampling")
-    with mlflow.start_run() as run:
+    # An experiment of this store only: mlflow.set_experiment would leave it active for later
+    # tests, whose stores do not have it.
+    experiment_id = MlflowClient().create_experiment("sampling")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         fit_baselines(prepared, threshold=0.5, seed=0, say=said.append)
     data = MlflowClient().get_run(run.info.run_id).data
     children = MlflowClient().search_runs(
