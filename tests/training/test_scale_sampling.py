@@ -39,8 +39,11 @@ def _baseline_run(monkeypatch: pytest.MonkeyPatch, limit: int | None) -> tuple[d
     with mlflow.start_run(experiment_id=experiment_id) as run:
         fit_baselines(prepared, threshold=0.5, seed=0, say=said.append)
     data = MlflowClient().get_run(run.info.run_id).data
-    children = MlflowClient().search_runs(
-        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    client = MlflowClient()
+    # Nested runs go to the active experiment (the store's default), wherever their parent is.
+    children = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        f"tags.mlflow.parentRunId = '{run.info.run_id}'",
     )
     return {"parent": data, "children": [c.data for c in children]}, said
 
