@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_PORT ?= 5000
 export LOANRISK_PORT ?= 8000
 
-.PHONY: install run test lint format train serve clean bench-serve chaos
+.PHONY: install run test lint format train serve clean bench-serve bench-scale chaos
 
 install: $(STAMP)
 
@@ -52,3 +52,10 @@ clean:
 ## Serving benchmark: this service vs `mlflow models serve` vs a no-op FastAPI ceiling (wrk if installed).
 bench-serve: install
 	$(BIN)/python -m bench.serve
+
+## Scale benchmark: synth, file scoring (with and without reason codes) beside Keras predict and
+## Spark, training s/epoch/1M rows beside Keras defaults and MLPClassifier, training peak memory.
+## Sizes: make bench-scale SCALE_ARGS="--rows 1000000 --big-rows 10000000 --epoch-rows 200000"
+SCALE_ARGS ?=
+bench-scale: install
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)

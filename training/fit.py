@@ -3,6 +3,9 @@ progress on the terminal."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +27,14 @@ from models.network import (
 EARLY_STOPPING_MONITOR = "val_bce"
 # Epoch curves reach MLflow this often, so a long run can be watched while it trains.
 METRIC_FLUSH_EPOCHS = 10
+
+# Training steps Keras runs per call into its compiled graph on large data: each call costs a
+# Python round trip and a callback dispatch, which on a 2-core CPU weighed as much as the step of a
+# small network (FACTS: 1M rows, batch 1024, one epoch 2.9 s alone and 1.5 s with 32 steps per
+# call). The same batches in the same order; data with fewer than
+# MANY_STEPS batches per epoch (the bundled files: about a dozen) keep one step per call.
+STEPS_PER_EXECUTION = 32
+MANY_STEPS = 256
 
 EpochReporter = Callable[[int, int, dict[str, float]], None]
 MemberReporter = Callable[[int, int], None]
@@ -100,6 +111,30 @@ def _epoch_logger(
     return EpochLogger()
 
 
+def release_memory() -> None:
+    """Collect garbage and hand the C heap's free pages back to the system (glibc only; a no-op
+    elsewhere).
+
+    Measured fitting three 256-128-64 members on 600,000 rows: resident memory grew by about
+    75 MB per member that was free but kept by glibc's allocator; ``malloc_trim`` gave 94 MB of
+    it back, and about 50 MB after reading and checking a 1M-row file. Called between stages and
+    members, where a large run's peak would otherwise stack on that slack.
+    """
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+def steps_per_execution(rows: int, batch_size: int) -> int:
+    """Steps per Keras graph call for ``rows`` training rows in batches of ``batch_size``:
+    :data:`STEPS_PER_EXECUTION` from :data:`MANY_STEPS` batches an epoch, else 1."""
+    return STEPS_PER_EXECUTION if -(-rows // batch_size) >= MANY_STEPS else 1
+
+
 def fit_member(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -122,6 +157,7 @@ def fit_member(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryCrossentropy(name="bce")],
+        steps_per_execution=steps_per_execution(len(x_train), config.batch_size),
     )
     callbacks = [_epoch_logger(config.epochs, report, member, log_to_mlflow)]
     if config.early_stopping_patience > 0:
@@ -197,6 +233,7 @@ def fit_network(
         )
         members.append(model)
         histories.append(curves)
+        release_memory()
     first = histories[0].get(EARLY_STOPPING_MONITOR, [])
     return FitResult(
         model=combine_networks(members),

@@ -18,7 +18,7 @@ from models.contract import FeatureContract
 from models.network import NetworkConfig
 from models.preprocessing import Preprocessor
 from models.risk_model import RiskModel
-from training.fit import EpochReporter, FitResult, MemberReporter, fit_network
+from training.fit import EpochReporter, FitResult, MemberReporter, fit_network, release_memory
 from training.reproducibility import seed_everything
 
 
@@ -61,8 +61,14 @@ def fit_dnn(
     ``config`` the default recipe for the training rows is used, with ``overrides`` on top."""
     seed_everything(seed)
     config = resolve_config(config, len(train_rows), overrides)
-    preprocessor = Preprocessor.fit(features.iloc[train_rows], contract)
-    x_train = preprocessor.transform(features.iloc[train_rows])
+    # The training rows are taken out of the frame once (a copy) and dropped once encoded; the
+    # encoded matrices are float32 (Preprocessor.transform writes them column by column), the
+    # dtype Keras trains in.
+    train = features.iloc[train_rows]
+    preprocessor = Preprocessor.fit(train, contract)
+    x_train = preprocessor.transform(train)
+    del train
+    release_memory()
     x_val = preprocessor.transform(features.iloc[validation_rows])
     fitted = fit_network(
         x_train,
