@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from models.contract import FeatureContract
 
@@ -115,6 +116,19 @@ class ServicePath:
         """Probability of default (float64), reason codes (a JSON array each), score, band and
         decision of validated records, as a ``POST /v1/score/batch`` of them would give."""
         assessment = self.model.assess_serialised(records, self.reasons, self.reason_steps)
+        probabilities = np.asarray(assessment.probabilities, dtype=np.float64)
+        if not np.isfinite(probabilities).all():
+            raise RuntimeError("the model gave a probability that is not a number")
+        scores, bands, decisions = self.policy.apply(probabilities.tolist())
+        return probabilities, assessment.reason_codes_json(), scores, bands, decisions
+
+    def assess_columns(
+        self, columns: Mapping[str, np.ndarray | pd.Categorical]
+    ) -> tuple[np.ndarray, list[str], list[float], list[str], list[str]]:
+        """:meth:`assess` of validated applicants given column-wise (a float64 array, NaN where
+        omitted, per number; a ``pd.Categorical`` per category): the same answers, without a
+        dict per applicant."""
+        assessment = self.model.assess_columns(columns, self.reasons, self.reason_steps)
         probabilities = np.asarray(assessment.probabilities, dtype=np.float64)
         if not np.isfinite(probabilities).all():
             raise RuntimeError("the model gave a probability that is not a number")

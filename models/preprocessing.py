@@ -178,15 +178,20 @@ class Preprocessor:
         return len(self.output_names)
 
     def transform(self, columns: Columns) -> np.ndarray:
-        """Encode rows given column-wise (a DataFrame or a mapping of name to values)."""
+        """Encode rows given column-wise: (rows, width) float32.
+
+        ``columns`` is a DataFrame or a mapping of name to values. A numeric column may be a
+        float NumPy array (NaN where missing: used as it is, no per-value conversion); a
+        categorical column may be a ``pd.Categorical`` (or a Series of that dtype), whose
+        categories are read once each instead of once per row: the same matrix as the values
+        one by one, which is what file scoring hands over (see batch/chunks.py).
+        """
         n_rows = _row_count(columns)
         numeric = np.empty((n_rows, len(self.numeric)), dtype=np.float64)
         for index, name in enumerate(self._numeric_names):
             numeric[:, index] = _numeric_array(_column(columns, name, n_rows))
         categories = [_column(columns, t.name, n_rows) for t in self.categorical]
-        return self._encode(
-            numeric, [c.tolist() if isinstance(c, pd.Series) else c for c in categories]
-        )
+        return self._encode(numeric, [_category_values(c) for c in categories])
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encode a list of request records, without building a DataFrame."""
@@ -228,8 +233,14 @@ class Preprocessor:
         ):
             unknown = len(t.categories)
             get = lookup.get
-            indices = [get(read(v), unknown) for v in values_]  # type: ignore[arg-type]
-            out[rows, offset + np.asarray(indices, dtype=np.int64)] = 1.0
+            if isinstance(values_, pd.Categorical):
+                # Each distinct value read once; code -1 (missing) takes the last entry.
+                slots = [get(read(v), unknown) for v in values_.categories.tolist()]  # type: ignore[arg-type]
+                slots.append(get(read(None), unknown))  # type: ignore[arg-type]
+                indices = np.asarray(slots, dtype=np.int64)[values_.codes]
+            else:
+                indices = np.asarray([get(read(v), unknown) for v in values_], dtype=np.int64)  # type: ignore[arg-type]
+            out[rows, offset + indices] = 1.0
         return out
 
     def _encode_record(self, record: Mapping[str, Any]) -> list[float]:
@@ -289,7 +300,17 @@ def _column(columns: Columns, name: str, n_rows: int) -> Sequence[Any] | pd.Seri
     return [None] * n_rows
 
 
+def _category_values(values: Sequence[Any] | pd.Series) -> Sequence[Any]:
+    """A categorical column as :meth:`Preprocessor._encode` takes it: a ``pd.Categorical`` as it
+    is, a Series as a list."""
+    if isinstance(values, pd.Series):
+        return values.array if isinstance(values.dtype, pd.CategoricalDtype) else values.tolist()
+    return values
+
+
 def _numeric_array(values: Sequence[Any] | pd.Series) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values
     if isinstance(values, pd.Series):
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)

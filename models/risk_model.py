@@ -144,6 +144,37 @@ class RiskModel:
 
         return SerialisedAssessment(probabilities, write_reasons)
 
+    def assess_columns(
+        self,
+        columns: Mapping[str, np.ndarray | pd.Categorical],
+        max_reasons: int = MAX_REASONS,
+        reason_steps: int | None = None,
+        threads: ChunkThreads | None = None,
+    ) -> SerialisedAssessment:
+        """:meth:`assess_serialised` of applicants given column-wise, with no dict per applicant.
+
+        ``columns`` maps each input field to one value per applicant: a float64 array (NaN where
+        omitted) for a number, a ``pd.Categorical`` (missing where omitted) for a category; an
+        absent field is omitted for everyone. The matrix, and so every probability and reason,
+        is the one :meth:`assess_serialised` builds from records holding the same values (a float
+        or None; the text or None); tests/batch/test_columnar.py holds the two paths equal.
+        """
+        x = self.preprocessor.transform(columns)
+        if not max_reasons:
+            probabilities = self.score_matrix(x)
+            return SerialisedAssessment(probabilities, lambda start, stop: ["[]"] * (stop - start))
+        logits, contributions = self.explainer.logits_and_contributions(x, reason_steps, threads)
+        explainer = self.explainer
+        values: dict[str, list[Any]] = {}
+
+        def write_reasons(start: int, stop: int) -> list[str]:
+            if not values:
+                values.update({name: record_values(c) for name, c in columns.items()})
+            part = {name: column[start:stop] for name, column in values.items()}
+            return explainer.reason_codes_json_columns(contributions[start:stop], part, max_reasons)
+
+        return SerialisedAssessment(self.calibrator.apply(logits), write_reasons)
+
     def _explained(
         self,
         records: Sequence[Mapping[str, Any]],
@@ -214,6 +245,18 @@ class KerasReference:
         # The model is called directly rather than through predict(): same numbers, no per-call
         # overhead.
         return self.calibrator.apply(keras_logits(self.network, x))
+
+
+def record_values(column: np.ndarray | pd.Categorical) -> list[Any]:
+    """A column's values as a request record holds them: floats, texts, None where omitted."""
+    if isinstance(column, pd.Categorical):
+        texts = np.asarray([*column.categories.tolist(), None], dtype=object)
+        return texts[column.codes].tolist()  # code -1 (missing) takes the None
+    values = np.asarray(column, dtype=np.float64)
+    listed = values.tolist()
+    if np.isnan(values).any():
+        listed = [None if v != v else v for v in listed]
+    return listed
 
 
 def load_calibrator(directory: Path) -> Calibrator:
