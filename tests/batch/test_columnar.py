@@ -29,6 +29,9 @@ from tests.conftest import CREDIT_DATA, TrainedStore
 pytestmark = pytest.mark.slow
 
 TOLERANCE = 1e-7  # float32 rounding between row counts (docs/serving.md)
+# Blocks of 4,096 rows against one product of 6,000: up to 1e-6 in log-odds, 2.5e-7 in probability
+# (docs/serving.md, "Integrated gradients a third faster").
+BLOCK_TOLERANCE = 2.5e-7
 
 
 def awkward_book(rows: int = 3000) -> pd.DataFrame:
@@ -62,11 +65,21 @@ def test_columns_answer_as_records(registered: TrainedStore, tmp_path) -> None:
     records = [validator.one(json.dumps(checked.body(row))) for row in kept]
 
     probabilities, reasons, scores, bands, decisions = path.assess(records)
-    assert scored.column("probability_of_default").to_pylist() == probabilities.tolist()
-    assert scored.column("score").to_pylist() == scores
+    # One BLAS thread (the columnar path) and several round float32 products differently.
+    ours_p = np.asarray(scored.column("probability_of_default").to_pylist())
+    assert np.abs(ours_p - probabilities).max() <= TOLERANCE
     assert scored.column("risk_band").to_pylist() == bands
     assert scored.column("decision").to_pylist() == decisions
-    assert scored.column("reason_codes").to_pylist() == reasons
+    assert np.allclose(scored.column("score").to_pylist(), scores, atol=0.011, rtol=0)
+    for ours_json, theirs_json in zip(
+        scored.column("reason_codes").to_pylist(), reasons, strict=True
+    ):
+        ours_r, theirs_r = json.loads(ours_json), json.loads(theirs_json)
+        assert [{**r, "contribution": 0} for r in ours_r] == [
+            {**r, "contribution": 0} for r in theirs_r
+        ]
+        for r, t in zip(ours_r, theirs_r, strict=True):
+            assert r["contribution"] == pytest.approx(t["contribution"], abs=1e-5)
 
     # Each applicant alone, as POST /v1/score takes them (a sample: one call each).
     policy = path.policy
@@ -105,10 +118,10 @@ def test_columns_answer_as_records_without_reasons(registered: TrainedStore, tmp
     probabilities, reasons, scores, bands, decisions = path.assess(records)
     ours = np.asarray(scored.column("probability_of_default").to_pylist())
     # Blocks of 4,096 rows against one product of all: float32 rounding only.
-    assert np.abs(ours - probabilities).max() <= TOLERANCE
+    assert np.abs(ours - probabilities).max() <= BLOCK_TOLERANCE
     policy = path.policy
     bounds = np.array([policy.approve_below, policy.decline_at, *(b for _, b in policy.bands)])
-    clear = np.abs(probabilities[:, None] - bounds[None, :]).min(axis=1) > TOLERANCE
+    clear = np.abs(probabilities[:, None] - bounds[None, :]).min(axis=1) > BLOCK_TOLERANCE
     assert clear.all()
     assert scored.column("decision").to_pylist() == decisions
     assert scored.column("risk_band").to_pylist() == bands
