@@ -14,13 +14,20 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from models.contract import FeatureContract
 
+if TYPE_CHECKING:
+    from models.explain import ChunkThreads
+
 DEFAULT_MODEL_URI = "models:/loan-default@champion"
+# Helper threads a chunk's scoring and explaining share with the calling thread (NumPy releases
+# the GIL): one, for this project's two cores.
+SCORING_HELPERS = 1
 
 
 class ModelNotFound(RuntimeError):
@@ -90,6 +97,15 @@ class ServicePath:
         self.reason_steps = settings.reason_steps
         self.policy = Policy.from_settings(settings)
         self._validator = RecordValidator(self.contract, batch_max=1)
+        self._threads: ChunkThreads | None = None
+
+    def threads(self) -> ChunkThreads:
+        """One helper thread beside the caller (two cores), started on first use."""
+        from models.explain import ChunkThreads
+
+        if self._threads is None:
+            self._threads = ChunkThreads(SCORING_HELPERS)
+        return self._threads
 
     def rejection(self, body: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]] | None:
         """The service's 422 message and details for one applicant's JSON body, or None if valid.
@@ -115,6 +131,21 @@ class ServicePath:
         """Probability of default (float64), reason codes (a JSON array each), score, band and
         decision of validated records, as a ``POST /v1/score/batch`` of them would give."""
         assessment = self.model.assess_serialised(records, self.reasons, self.reason_steps)
+        probabilities = np.asarray(assessment.probabilities, dtype=np.float64)
+        if not np.isfinite(probabilities).all():
+            raise RuntimeError("the model gave a probability that is not a number")
+        scores, bands, decisions = self.policy.apply(probabilities.tolist())
+        return probabilities, assessment.reason_codes_json(), scores, bands, decisions
+
+    def assess_columns(
+        self, columns: Mapping[str, np.ndarray | pd.Categorical]
+    ) -> tuple[np.ndarray, list[str], list[float], list[str], list[str]]:
+        """:meth:`assess` of validated applicants given column-wise (a float64 array, NaN where
+        omitted, per number; a ``pd.Categorical`` per category): the same answers, without a
+        dict per applicant."""
+        assessment = self.model.assess_columns(
+            columns, self.reasons, self.reason_steps, self.threads()
+        )
         probabilities = np.asarray(assessment.probabilities, dtype=np.float64)
         if not np.isfinite(probabilities).all():
             raise RuntimeError("the model gave a probability that is not a number")

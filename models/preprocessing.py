@@ -182,12 +182,15 @@ class Preprocessor:
         return len(self.output_names)
 
     def transform(self, columns: Columns, out: np.ndarray | None = None) -> np.ndarray:
-        """Encode rows given column-wise (a DataFrame or a mapping of name to values).
+        """Encode rows given column-wise: float32 of shape (rows, :attr:`width`).
 
-        Returns float32 of shape (rows, :attr:`width`). A DataFrame is encoded column by column
-        straight into ``out`` when given (float32, C-contiguous, that shape; ValueError if not),
-        else into a new array: the same numbers as the mapping path, bit for bit (a test checks),
-        without its (rows, numeric) float64 intermediates or a Python object per category value.
+        A DataFrame is encoded column by column straight into ``out`` when given (float32,
+        C-contiguous, that shape; ValueError if not), else into a new array: the same numbers as
+        the mapping path, bit for bit (a test checks), without its (rows, numeric) float64
+        intermediates or a Python object per category value (training on large files). In a
+        mapping, a numeric column may be a float NumPy array (NaN where missing) and a
+        categorical one a ``pd.Categorical``, whose categories are read once each (file scoring,
+        batch/chunks.py): the same matrix as the values one by one.
         """
         if isinstance(columns, pd.DataFrame):
             return self._encode_frame(columns, out)
@@ -198,9 +201,7 @@ class Preprocessor:
         for index, name in enumerate(self._numeric_names):
             numeric[:, index] = _numeric_array(_column(columns, name, n_rows))
         categories = [_column(columns, t.name, n_rows) for t in self.categorical]
-        return self._encode(
-            numeric, [c.tolist() if isinstance(c, pd.Series) else c for c in categories]
-        )
+        return self._encode(numeric, [_category_values(c) for c in categories])
 
     def _encode_frame(self, frame: pd.DataFrame, out: np.ndarray | None) -> np.ndarray:
         """:meth:`_encode`'s arithmetic on a whole frame, one column at a time.
@@ -287,8 +288,14 @@ class Preprocessor:
         ):
             unknown = len(t.categories)
             get = lookup.get
-            indices = [get(read(v), unknown) for v in values_]  # type: ignore[arg-type]
-            out[rows, offset + np.asarray(indices, dtype=np.int64)] = 1.0
+            if isinstance(values_, pd.Categorical):
+                # Each distinct value read once; code -1 (missing) takes the last entry.
+                slots = [get(read(v), unknown) for v in values_.categories.tolist()]  # type: ignore[arg-type]
+                slots.append(get(read(None), unknown))  # type: ignore[arg-type]
+                indices = np.asarray(slots, dtype=np.int64)[values_.codes]
+            else:
+                indices = np.asarray([get(read(v), unknown) for v in values_], dtype=np.int64)  # type: ignore[arg-type]
+            out[rows, offset + indices] = 1.0
         return out
 
     def _encode_record(self, record: Mapping[str, Any]) -> list[float]:
@@ -348,7 +355,17 @@ def _column(columns: Columns, name: str, n_rows: int) -> Sequence[Any] | pd.Seri
     return [None] * n_rows
 
 
+def _category_values(values: Sequence[Any] | pd.Series) -> Sequence[Any]:
+    """A categorical column as :meth:`Preprocessor._encode` takes it: a ``pd.Categorical`` as it
+    is, a Series as a list."""
+    if isinstance(values, pd.Series):
+        return values.array if isinstance(values.dtype, pd.CategoricalDtype) else values.tolist()
+    return values
+
+
 def _numeric_array(values: Sequence[Any] | pd.Series) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values
     if isinstance(values, pd.Series):
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
