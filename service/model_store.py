@@ -46,6 +46,8 @@ _REGISTRY_OUTCOMES = {
     RegistryFailure.UNREACHABLE: ReloadOutcome.REGISTRY_ERROR,
     RegistryFailure.BROKEN: ReloadOutcome.LOAD_ERROR,
 }
+# Refusals of a version for what it is, which a later look at the same version would repeat.
+_REMEMBERED_REFUSALS = frozenset({ReloadOutcome.REFUSED_CONTRACT, ReloadOutcome.REFUSED_SELF_TEST})
 
 
 class ModelUnavailable(RuntimeError):
@@ -127,6 +129,10 @@ class ModelStore:
         self._on_loaded = on_loaded
         self._contract_of = contract_of
         self.last_error: str | None = None
+        # Versions refused for what they are (another contract, a failed self-test), by number:
+        # a version does not change, so while the alias points at one it is not downloaded again
+        # at every poll. (A failed download may be passing, and is tried again.)
+        self._refused: dict[str, ModelUnavailable] = {}
 
     @property
     def current(self) -> LoadedModel | None:
@@ -142,11 +148,16 @@ class ModelStore:
 
     def _refresh(self) -> ReloadOutcome:
         current = self._current
+        version: str | None = None
         try:
             version = resolve_alias(self.name, self.alias)
             if current is not None and version == current.version:
                 self.last_error = None
                 return ReloadOutcome.UNCHANGED
+            refused = self._refused.get(version)
+            if refused is not None:
+                self.last_error = str(refused)
+                return refused.outcome
             candidate = load_version(self.name, version, self.alias, self.batch_max)
             if current is not None and candidate.risk_model.contract.to_dict() != (
                 current.risk_model.contract.to_dict()
@@ -173,6 +184,9 @@ class ModelStore:
                 else _REGISTRY_OUTCOMES[exc.failure]
             )
             self.last_error = str(exc)
+            if version is not None and outcome in _REMEMBERED_REFUSALS:
+                assert isinstance(exc, ModelUnavailable)
+                self._refused[version] = exc
             log = logger.warning if current is not None else logger.info
             log("model check: %s (%s)", outcome.value, exc, extra={"outcome": outcome.value})
             return outcome

@@ -3,6 +3,7 @@
 import pytest
 from mlflow import MlflowClient
 
+from service import model_store
 from tests.conftest import (
     README_APPLICANT,
     ClientFactory,
@@ -40,7 +41,10 @@ def test_admin_reload_swaps_to_a_new_champion(registry: str, make_client: Client
 
 @pytest.mark.slow
 def test_a_version_with_another_contract_is_refused_and_the_old_one_keeps_serving(
-    registry: str, dti_store: TrainedStore, make_client: ClientFactory
+    registry: str,
+    dti_store: TrainedStore,
+    make_client: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with make_client() as client:
         register_source(champion_source(dti_store.uri))  # version 2: other features
@@ -50,8 +54,18 @@ def test_a_version_with_another_contract_is_refused_and_the_old_one_keeps_servin
         answer = client.post("/v1/score", json=README_APPLICANT)
         assert answer.status_code == 200 and answer.json()["model"]["version"] == "1"
         assert client.get("/ready").status_code == 200
+        # The refusal is remembered for that version: the next checks neither download it again
+        # nor log it again, and still answer why.
+        loads = []
+        original = model_store.load_version
+        monkeypatch.setattr(
+            model_store, "load_version", lambda *a, **k: loads.append(a) or original(*a, **k)
+        )
+        again = client.post("/v1/admin/reload").json()
+        assert again["outcome"] == "refused_contract" and loads == []
+        assert "different feature contract" in again["message"]
         metrics = client.get("/metrics").text
-    assert 'loanrisk_model_reloads_total{outcome="refused_contract"} 1.0' in metrics
+    assert 'loanrisk_model_reloads_total{outcome="refused_contract"} 2.0' in metrics
 
 
 def test_a_version_that_fails_to_load_is_refused(
