@@ -11,6 +11,7 @@ MLflow is imported inside the functions that talk to the registry: importing thi
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
@@ -104,6 +105,9 @@ def download_registered(
     """
     import mlflow
 
+    # No progress bar on stderr: the service logs JSON lines and `--json` commands print one
+    # document (an operator's own setting wins).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = _model_uri(name, alias, version)
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst))
