@@ -80,6 +80,15 @@ def forget_mlflow_uris() -> None:
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
+def clear_active_experiment() -> None:
+    """Forget the experiment ``mlflow.set_experiment`` chose: it is process-wide (a module
+    global and ``MLFLOW_EXPERIMENT_ID``), and its id would be looked up in another store."""
+    import mlflow.tracking.fluent
+
+    mlflow.tracking.fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_mlflow_uri_from_the_outside() -> None:
     """The suite never talks to the tracking server of the shell it was started from."""
@@ -98,8 +107,10 @@ def no_mlflow_uri_left_over() -> Iterator[None]:
     """
     names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     before = {name: os.environ.get(name) for name in names}
+    clear_active_experiment()  # one a session fixture chose belongs to that fixture's store
     yield
     forget_mlflow_uris()
+    clear_active_experiment()
     for name, value in before.items():
         if value is not None:
             os.environ[name] = value
