@@ -22,24 +22,12 @@ from models.network import MemberWeights, ScoringNetwork
 from models.preprocessing import Preprocessor
 from models.risk_model import RiskModel
 from service.schemas import RecordValidator
-from tests.conftest import CREDIT_DATA
+from tests.conftest import CREDIT_DATA, README_APPLICANT
 from training.data import DataError, load_dataset
 from training.data_report import parse_numbers
 
 SCHEMA = CREDIT_DATA.with_name("credit_data.schema.json")
-APPLICANT = {
-    "Seniority": 9,
-    "Home": "rent",
-    "Time": 60,
-    "Records": "no",
-    "Job": "freelance",
-    "Expenses": 73,
-    "Income": 129,
-    "Assets": 0,
-    "Debt": 0,
-    "Amount": 800,
-    "Price": 846,
-}
+APPLICANT = README_APPLICANT
 
 
 def credit(rows: int = 800) -> pd.DataFrame:
