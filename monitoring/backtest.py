@@ -27,6 +27,7 @@ from monitoring.stats import (
     observed_to_expected,
 )
 from service.audit.schema import decisions, outcomes
+from service.backtests import FEATURE_PSI_PREFIX
 from service.metrics import MIN_PSI_SAMPLE
 
 Status = Literal["ok", "watch", "breach", "n/a"]
@@ -342,5 +343,5 @@ def as_mapping(result: WindowResult) -> Mapping[str, Any]:
         "score_psi": result.score_psi,
         "max_psi": result.max_psi,
     }
-    values |= {f"psi_{k}": v for k, v in result.feature_psi.items()}
+    values |= {f"{FEATURE_PSI_PREFIX}{k}": v for k, v in result.feature_psi.items()}
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}

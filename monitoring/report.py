@@ -7,8 +7,14 @@ from pathlib import Path
 
 from monitoring.backtest import SELECTION_NOTE, Thresholds, VersionReport, WindowResult, as_mapping
 from monitoring.compare import Comparison
-
-EXPERIMENT = "loan-default-monitoring"
+from service.backtests import (
+    BACKTEST_EXPERIMENT,
+    CHECK_TAG_PREFIX,
+    NAME_TAG,
+    STATUS_TAG,
+    TOTAL_PREFIX,
+    VERSION_TAG,
+)
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -158,10 +164,13 @@ def figure(report: VersionReport, path: Path) -> None:
     plt.close(fig)
 
 
-def log_run(report: VersionReport, thresholds: Thresholds, experiment: str = EXPERIMENT) -> str:
+def log_run(
+    report: VersionReport, thresholds: Thresholds, experiment: str = BACKTEST_EXPERIMENT
+) -> str:
     """One MLflow run for one version in ``experiment``, tagged with the model name, version and
     statuses: whole-period figures as metrics, per-window ones at step = window index, the
-    figure and the markdown report as artifacts. Returns the run id."""
+    figure and the markdown report as artifacts. Returns the run id. The service reads the
+    newest run of each version it serves back for /metrics (:mod:`service.backtests`)."""
     import mlflow
 
     from models.mlflow_flavor import use_tracking
@@ -174,13 +183,13 @@ def log_run(report: VersionReport, thresholds: Thresholds, experiment: str = EXP
     ):
         mlflow.set_tags(
             {
-                "model_name": report.model_name,
-                "model_version": report.model_version,
-                "status": report.overall,
-                **{f"status_{k}": v for k, v in report.status.items()},
+                NAME_TAG: report.model_name,
+                VERSION_TAG: report.model_version,
+                STATUS_TAG: report.overall,
+                **{f"{CHECK_TAG_PREFIX}{k}": v for k, v in report.status.items()},
             }
         )
-        mlflow.log_metrics({f"total_{k}": v for k, v in as_mapping(report.total).items()})
+        mlflow.log_metrics({f"{TOTAL_PREFIX}{k}": v for k, v in as_mapping(report.total).items()})
         for step, w in enumerate(report.windows):
             mlflow.log_metrics({f"window_{k}": v for k, v in as_mapping(w).items()}, step=step)
         directory = Path(tmp)

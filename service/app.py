@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from threadpoolctl import threadpool_limits
 
 from service.audit import AuditTrail
+from service.backtests import BacktestGauges
 from service.batching import AssessmentBatcher
 from service.config import Settings
 from service.decisioning import Policy
@@ -62,11 +63,11 @@ def _configure_tracking(settings: Settings) -> None:
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri or tracking_uri())
 
 
-async def _poll_registry(store: ModelStore, interval: float) -> None:
+async def _poll(refresh: Callable[[], object], interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(store.refresh)
+            await asyncio.to_thread(refresh)
         except Exception:  # a reload must never stop the loop
             logger.exception("registry check crashed")
 
@@ -107,13 +108,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # collector's full passes, which otherwise stall requests for tens of milliseconds.
     gc.collect()
     gc.freeze()
+    # The latest back-test of what is served, for /metrics (service.backtests).
+    backtests: BacktestGauges = app.state.backtests
+    backtests.refresh()
     pollers = []
     if settings.reload_interval_s > 0:
-        for polled in (store, shadow_store):
-            if polled is not None:
-                pollers.append(
-                    asyncio.create_task(_poll_registry(polled, settings.reload_interval_s))
-                )
+        refreshes = [s.refresh for s in (store, shadow_store) if s is not None]
+        pollers = [
+            asyncio.create_task(_poll(refresh, settings.reload_interval_s))
+            for refresh in [*refreshes, backtests.refresh]
+        ]
     try:
         yield
     finally:
@@ -222,6 +226,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.shadow_budget_ms / 1000,
             settings.shadow_pause_s,
         )
+    app.state.backtests = BacktestGauges(
+        [s for s in (app.state.model_store, app.state.shadow_store) if s is not None]
+    )
+    metrics.registry.register(app.state.backtests)
     app.state.scorer = Scorer(
         app.state.model_store,
         app.state.policy,

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from service.audit import AuditTrail
+from service.backtests import BacktestGauges
 from service.errors import ApiError
 from service.metrics import ServiceMetrics
 from service.model_store import LoadedModel, ModelStore
@@ -24,6 +25,10 @@ _Valid = TypeVar("_Valid")
 
 async def get_store(request: Request) -> ModelStore:
     return request.app.state.model_store
+
+
+async def get_backtests(request: Request) -> BacktestGauges:
+    return request.app.state.backtests
 
 
 async def get_audit(request: Request) -> AuditTrail:
@@ -55,6 +60,7 @@ StoreDep = Annotated[ModelStore, Depends(get_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 AuditDep = Annotated[AuditTrail, Depends(get_audit)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+BacktestsDep = Annotated[BacktestGauges, Depends(get_backtests)]
 
 
 async def read_request_body(request: Request, limit: int) -> bytes:

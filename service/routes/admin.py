@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Depends
 
-from service.dependencies import StoreDep
+from service.dependencies import BacktestsDep, StoreDep
 from service.schemas import ErrorResponse, ReloadResponse
 from service.security import require_scope
 
@@ -22,10 +22,12 @@ router = APIRouter(
         401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
         403: {"model": ErrorResponse, "description": "The API key lacks the `admin` scope"},
     },
-    summary="Check the registry now and swap to a new champion if it passes the checks",
+    summary="Check the registry now and swap to a new champion if it passes the checks; "
+    "read the latest back-test again",
 )
-async def reload(store: StoreDep) -> ReloadResponse:
+async def reload(store: StoreDep, backtests: BacktestsDep) -> ReloadResponse:
     outcome = await asyncio.to_thread(store.refresh)
+    await asyncio.to_thread(backtests.refresh)
     current = store.current
     return ReloadResponse(
         outcome=outcome.value,

@@ -33,6 +33,19 @@ def score_held_out(client, frame: pd.DataFrame, names: list[str]) -> list[dict]:
     return results
 
 
+def gauge(text: str, name: str, **labels: str) -> float | None:
+    """The value of the series ``name{labels}`` of the served champion in Prometheus text, or
+    None when it is absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {"name": "loan-default", "alias": "champion", **labels}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == wanted:
+                return sample.value
+    return None
+
+
 def run_loop(
     store: TrainedStore, make_client: ClientFactory, tmp_path: Path, halve_income: bool
 ) -> tuple[pd.DataFrame, str, object]:
@@ -113,6 +126,17 @@ def test_monitor_figures_match_a_direct_computation(
     assert run.data.metrics["total_auc"] == pytest.approx(report["auc"])
     assert len(client.get_metric_history(run.info.run_id, "window_auc")) == 2
 
+    # The service publishes the run's figures for the version it serves, read at start-up.
+    with make_client() as service:
+        text = service.get("/metrics").text
+    version = report["model_version"]
+    assert gauge(text, "loanrisk_backtest_auc", version=version) == pytest.approx(report["auc"])
+    assert gauge(text, "loanrisk_backtest_outcomes", version=version) == len(lent)
+    for check, status in report["checks"].items():
+        published = gauge(text, "loanrisk_backtest_status", version=version, check=check)
+        # A check with too few outcomes (n/a) is not published.
+        assert published == {"ok": 0, "watch": 1, "breach": 2, "n/a": None}[status]
+
     # A challenger in the shadow: its scores written as the service will write them.
     challenger = "99"
     engine = make_engine(url)
@@ -145,20 +169,33 @@ def test_monitor_figures_match_a_direct_computation(
     assert "selection effect" in compared.output
 
 
-def test_incomes_halved_breach_stability_and_exit_3(
+def test_incomes_halved_breach_stability_exit_3_and_on_metrics(
     use_trained_store: TrainedStore,
     make_client: ClientFactory,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, url, imported = run_loop(use_trained_store, make_client, tmp_path, True)
     assert imported.exit_code == 0, imported.output
-    ran = CliRunner().invoke(
-        app, ["monitor", "--no-mlflow", "--json"], env={"LOANRISK_AUDIT_DB_URL": url}
-    )
-    assert ran.exit_code == 3, ran.output
-    (report,) = json.loads(ran.output.strip().splitlines()[-1])
-    assert report["checks"]["stability"] == "breach"
-    assert report["feature_psi"]["Income"] > 0.25
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", use_trained_store.uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'monitoring.db'}")
+    with make_client() as service:
+        # No back-test yet: nothing published, nothing failed.
+        assert "loanrisk_backtest_" not in service.get("/metrics").text
+        ran = CliRunner().invoke(app, ["monitor", "--json"], env={"LOANRISK_AUDIT_DB_URL": url})
+        assert ran.exit_code == 3, ran.output
+        (report,) = json.loads(ran.output.strip().splitlines()[-1])
+        assert report["checks"]["stability"] == "breach"
+        assert report["feature_psi"]["Income"] > 0.25
+        # A scheduler's alert sees the same breach once the service reads the run again.
+        assert service.post("/v1/admin/reload").status_code == 200
+        text = service.get("/metrics").text
+    version = report["model_version"]
+    assert gauge(text, "loanrisk_backtest_status", version=version, check="stability") == 2
+    assert gauge(text, "loanrisk_backtest_status", version=version, check="overall") == 2
+    assert gauge(
+        text, "loanrisk_backtest_feature_psi", version=version, feature="Income"
+    ) == pytest.approx(report["feature_psi"]["Income"])
 
 
 def test_an_unknown_id_in_the_file_exits_1(tmp_path: Path) -> None:
