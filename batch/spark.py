@@ -7,7 +7,10 @@ by directory) and scores Arrow record batches with the same code as ``loanrisk s
 
 Executors need this project's ``batch``, ``models`` and ``service`` packages importable (the
 loanrisk wheel installed on the cluster's Python, or shipped with ``spark.submit.pyFiles``); in
-local mode they are the driver's own.
+local mode they are the driver's own. The names are generic: an executor whose ``models`` or
+``service`` is another project's refuses to score, naming both (:func:`require_own_packages`).
+(``mlflow.pyfunc.spark_udf`` loads the code shipped inside the model under a private name, so it
+needs none of this: ``models/pyfunc_model.py``.)
 
 Measured on the 2-core machine (FACTS.md): the 1M-row file scored with ``mapInPandas`` over the
 NumPy model in about 10 s per pass on ``local[2]``; ``mapInArrow`` skips the pandas conversion.
@@ -52,11 +55,34 @@ def _scorer(
     if scorer is None:
         from batch.service_path import ServicePath
 
+        require_own_packages()
+
         scorer = ChunkScorer(
             ServicePath(Path(directory), reasons), name, version, ids, row_numbers=False
         )
         _SCORERS[key] = scorer
     return scorer
+
+
+def require_own_packages() -> None:
+    """Refuse to score when ``models`` or ``service`` on this Python are not this project's.
+
+    The names are common: an executor whose path has another ``models`` (a Django app, another
+    project's) would otherwise import it in place of ours and fail obscurely, or, for an older
+    loanrisk, score with older code. Raises ``RuntimeError`` naming both places.
+    """
+    import models
+    import service
+
+    home = Path(__file__).resolve().parent.parent
+    for module in (models, service):
+        found = getattr(module, "__file__", None)
+        if found is None or Path(found).resolve().parent.parent != home:
+            raise RuntimeError(
+                f"this Python's `{module.__name__}` package is {found or module}, not loanrisk's "
+                f"(beside {home / 'batch'}): put the loanrisk wheel first on the executors' "
+                "path, or rename the other package"
+            )
 
 
 def output_schema(df: DataFrame, id_columns: Sequence[str]) -> Any:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import TypeAdapter
 
-from models.network import sigmoid
+from .network import sigmoid
 
 CalibrationMethod = Literal["identity", "platt", "isotonic"]
 # Probabilities are kept this far from 0 and 1, so that log loss stays finite and a logit can be

@@ -21,9 +21,9 @@ from typing import Any, TypedDict, TypeVar
 import numpy as np
 from pydantic_core import to_json
 
-from models.contract import FeatureContract, FeatureSpec
-from models.network import ScoringNetwork
-from models.preprocessing import Preprocessor, as_category
+from .contract import FeatureContract, FeatureSpec
+from .network import ScoringNetwork
+from .preprocessing import Preprocessor, as_category
 
 DEFAULT_STEPS = 8
 MAX_REASONS = 4

@@ -19,10 +19,10 @@ from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
-from models.contract import FeatureContract, FeatureSpec
-from models.normalise import READ_AS
-from models.registered import RISK_MODEL_ARTIFACT
-from models.settings import SharedSettings
+from .contract import FeatureContract, FeatureSpec
+from .normalise import READ_AS
+from .registered import RISK_MODEL_ARTIFACT
+from .settings import SharedSettings
 
 OUTPUT_COLUMN = "probability_of_default"
 MODELS_PACKAGE_DIR = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ class LoanRiskPyfunc(PythonModel):
     """``predict`` takes a DataFrame of raw applicant fields, returns ``probability_of_default``."""
 
     def load_context(self, context: Any) -> None:
-        from models.risk_model import KerasReference
+        from .risk_model import KerasReference
 
         self.reference = KerasReference(Path(context.artifacts[RISK_MODEL_ARTIFACT]))
 

@@ -19,9 +19,9 @@ from typing import Any, TypeAlias
 import numpy as np
 import pandas as pd
 
-from models.contract import FeatureContract
-from models.few import FEW_ROWS
-from models.normalise import CURRENT_NORMALISATION, NO_NORMALISATION, category_reader
+from .contract import FeatureContract
+from .few import FEW_ROWS
+from .normalise import CURRENT_NORMALISATION, NO_NORMALISATION, category_reader
 
 # A non-negative column whose skewness exceeds this is log1p-transformed before standardising, so
 # heavy-tailed money amounts do not squash every ordinary applicant into a sliver of the range.

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter
 
-from models.contract import FeatureContract
-from models.preprocessing import Preprocessor, as_category
+from .contract import FeatureContract
+from .preprocessing import Preprocessor, as_category
 
 PSI_BINS = 10
 # Empty bins would make PSI infinite; this floor is the usual convention.

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from models.risk_model import RiskModel
+from .risk_model import RiskModel
 
 # The key the pyfunc logs the model directory under (``context.artifacts[RISK_MODEL_ARTIFACT]``).
 RISK_MODEL_ARTIFACT = "risk_model"

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.calibration import Calibrator
-from models.contract import FeatureContract
-from models.explain import MAX_REASONS, ChunkThreads, Explainer, Reason
-from models.network import ScoringNetwork, import_keras, keras_logits
-from models.preprocessing import Preprocessor
-from models.reference import TrainingReference
+from .calibration import Calibrator
+from .contract import FeatureContract
+from .explain import MAX_REASONS, ChunkThreads, Explainer, Reason
+from .network import ScoringNetwork, import_keras, keras_logits
+from .preprocessing import Preprocessor
+from .reference import TrainingReference
 
 CONTRACT_FILE = "contract.json"
 PREPROCESSING_FILE = "preprocessing.json"

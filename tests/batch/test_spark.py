@@ -126,3 +126,18 @@ def test_mlflow_spark_udf_scores_the_registered_model(
     got = df.withColumn("p", predict(F.struct(*rows.columns))).select("p").toPandas()["p"]
     reference = mlflow.pyfunc.load_model(MODEL_URI).predict(rows)["probability_of_default"]
     assert got.to_numpy() == pytest.approx(reference.to_numpy(), abs=1e-6)
+
+
+def test_an_executor_with_another_models_package_refuses_to_score(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import types
+
+    from batch.spark import require_own_packages
+
+    require_own_packages()  # this project's own: nothing to say
+    theirs = types.ModuleType("models")
+    theirs.__file__ = str(tmp_path / "django_app" / "models" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "models", theirs)
+    with pytest.raises(RuntimeError, match=r"`models` package is .*django_app.*not loanrisk's"):
+        require_own_packages()
