@@ -78,6 +78,9 @@ class ServerResult:
     rss_mb: float
     loads: list[LoadResult] = field(default_factory=list)
     batch_1000: BatchTimes | None = None
+    # With --shadow: the service's own counts after the load (loanrisk_shadow_* on /metrics),
+    # so that a shadow paused over its budget cannot pass for a cheap one.
+    shadow_counts: dict[str, float] | None = None
 
 
 def free_port() -> int:
@@ -412,12 +415,30 @@ def main() -> None:
                     result.batch_1000 = batch_medians_ms(
                         f"http://127.0.0.1:{port}/v1/score/batch", sample_applicants(1000)
                     )
+                    if args.shadow:
+                        result.shadow_counts = shadow_counts(f"http://127.0.0.1:{port}/metrics")
                 result.rss_mb = tree_rss_mb(process.pid)
                 results.append(result)
             finally:
                 stop(process)
 
     report(results, levels, generator, args)
+
+
+def shadow_counts(url: str) -> dict[str, float]:
+    """Applicants decided, scored in the shadow, and not scored in it by reason, from /metrics."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(url, timeout=30).text.splitlines():
+        for prefix, key in (
+            ("loanrisk_decisions_total{", "decided"),
+            ("loanrisk_shadow_scored_total ", "shadow scored"),
+            ("loanrisk_shadow_failures_total{", "shadow not scored"),
+        ):
+            if line.startswith(prefix):
+                label = line[line.find('"') + 1 : line.rfind('"')] if "{" in prefix else ""
+                name = f"{key} ({label})" if key == "shadow not scored" else key
+                counts[name] = counts.get(name, 0.0) + float(line.split()[-1])
+    return counts
 
 
 def report(
@@ -457,6 +478,11 @@ def report(
         f"connection): {batch.median_ms:.1f} ms with http.client "
         f"({batch.httpx_median_ms:.1f} ms with httpx, which adds time of its own)"
     )
+    if ours.shadow_counts is not None:
+        print(
+            "\nShadow (from the service's /metrics after the runs): "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in ours.shadow_counts.items())
+        )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
 
