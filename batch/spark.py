@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from batch.files import Summary
+    from models.contract import FeatureContract
 
 # Rows handed to the scorer at a time (Spark's spark.sql.execution.arrow.maxRecordsPerBatch
 # decides what arrives; larger batches are cut to this).
@@ -110,11 +111,13 @@ def score_spark(
     ``POST /v1/score`` answers it), ``model_name``, ``model_version``, and ``error`` and
     ``details``: null for a scored row; for a row the service would refuse, its 422 message and
     details (JSON), the result columns then null. ``df``'s other columns are ignored. Raises
-    :class:`batch.service_path.ModelNotFound` on the driver when the model cannot be resolved, and
-    ``KeyError`` for an id column ``df`` lacks.
+    :class:`batch.service_path.ModelNotFound` on the driver when the model cannot be resolved,
+    ``KeyError`` for an id column ``df`` lacks, and :class:`batch.files.ScoringInputError` when
+    ``df`` lacks a column for any of the model's inputs (:func:`batch.files.require_inputs`).
     """
     from pyspark import SparkFiles
 
+    from batch.files import require_inputs
     from batch.service_path import resolve_model
 
     spark = df.sparkSession
@@ -131,7 +134,9 @@ def score_spark(
         spark.sparkContext.addFile(str(copy), recursive=True)
     ids = tuple(id_columns)
     name, version = source.name, source.version
-    wanted = [*ids, *(n for n in _contract_names(source.directory) if n in df.columns)]
+    inputs = _contract(source.directory)
+    require_inputs(inputs, df.columns, "the DataFrame", f"{name} version {version}")
+    wanted = [*ids, *inputs.names]
 
     def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         scorer = _scorer(SparkFiles.get(shipped), reasons, name, version, ids)
@@ -160,11 +165,11 @@ def _scored_batches(
         yield from pa.Table.from_arrays(columns, names=names).to_batches()
 
 
-def _contract_names(directory: Path) -> list[str]:
+def _contract(directory: Path) -> FeatureContract:
     from models.contract import FeatureContract
     from models.risk_model import CONTRACT_FILE
 
-    return FeatureContract.load(directory / CONTRACT_FILE).names
+    return FeatureContract.load(directory / CONTRACT_FILE)
 
 
 def _added(spark: SparkSession) -> set[str]:

@@ -2,8 +2,8 @@
 registered model.
 
 Exit codes: 0 every row scored; 1 the output was written but some rows were refused (they are in
-the rejects file); 2 nothing was scored (bad options, unreadable input, a column the model
-requires is absent, no such model).
+the rejects file); 2 nothing was scored (bad options, unreadable input, a column for one of the
+model's inputs is absent, optional ones included, no such model).
 """
 
 from __future__ import annotations

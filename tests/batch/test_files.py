@@ -179,13 +179,18 @@ def read_result(summary) -> pd.DataFrame:
     return read(summary.output)
 
 
-def test_a_file_lacking_a_required_column_is_refused_before_writing(
+def test_a_file_lacking_an_input_column_is_refused_before_writing(
     registered: TrainedStore, book: pd.DataFrame, tmp_path: Path
 ) -> None:
     source = write(book.drop(columns=["Seniority"]), tmp_path / "book.csv")
     output = tmp_path / "scored.parquet"
     with pytest.raises(ScoringInputError, match="Seniority"):
         run(tmp_path, source, output)
+    # An optional input may be empty in a row, but its column may not be absent: scoring would
+    # quietly treat every applicant's as missing.
+    optional = write(book.drop(columns=["Income"]), tmp_path / "no-income.parquet")
+    with pytest.raises(ScoringInputError, match=r"Income \(optional: may be empty, not absent\)"):
+        run(tmp_path, optional, output)
     with pytest.raises(ScoringInputError, match="id columns"):
         run(tmp_path, write(book, tmp_path / "ok.csv"), output, id_columns=["nope"])
     assert list(tmp_path.glob("scored*")) == [] and list(tmp_path.glob(".scored*")) == []

@@ -87,6 +87,11 @@ def test_spark_rows_equal_file_scoring(
         assert scored[column].tolist() == expected[column].tolist()
     assert (scored["score"] - expected["score"]).abs().max() <= 0.011
 
+    from batch.files import ScoringInputError
+
+    with pytest.raises(ScoringInputError, match=r"lacks 1 of the .* Income \(optional"):
+        score_spark(df.drop("Income"), MODEL_URI, id_columns=["loan_id"])
+
 
 def test_executors_do_not_import_tensorflow(
     use_trained_store: TrainedStore, spark, loan_book
