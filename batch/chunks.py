@@ -226,7 +226,13 @@ class ChunkScorer:
             columns = self._columns(checked, keep, count == batch.num_rows)
             probabilities, reasons, scores, bands, decisions = self.path.assess_columns(columns)
         else:
-            probabilities, reasons, scores, bands, decisions = np.empty(0), [], [], [], []
+            probabilities, reasons, scores, bands, decisions = (
+                np.empty(0),
+                pa.array([], pa.string()),
+                [],
+                [],
+                [],
+            )
         scored = pa.Table.from_arrays(
             [
                 *self._key_arrays(batch, kept, first_row),
@@ -234,7 +240,7 @@ class ChunkScorer:
                 pa.array(scores, pa.float64()),
                 pa.array(bands, pa.string()),
                 pa.array(decisions, pa.string()),
-                pa.array(reasons, pa.string()),
+                reasons,
                 pa.repeat(pa.scalar(self.model_name, pa.string()), count),
                 pa.repeat(pa.scalar(self.model_version, pa.string()), count),
             ],

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.contract import FeatureContract
 
@@ -139,10 +140,10 @@ class ServicePath:
 
     def assess_columns(
         self, columns: Mapping[str, np.ndarray | pd.Categorical]
-    ) -> tuple[np.ndarray, list[str], list[float], list[str], list[str]]:
+    ) -> tuple[np.ndarray, pa.StringArray, list[float], list[str], list[str]]:
         """:meth:`assess` of validated applicants given column-wise (a float64 array, NaN where
         omitted, per number; a ``pd.Categorical`` per category): the same answers, without a
-        dict per applicant."""
+        dict per applicant; the reason codes as an Arrow string array."""
         assessment = self.model.assess_columns(
             columns, self.reasons, self.reason_steps, self.threads()
         )
@@ -150,4 +151,4 @@ class ServicePath:
         if not np.isfinite(probabilities).all():
             raise RuntimeError("the model gave a probability that is not a number")
         scores, bands, decisions = self.policy.apply(probabilities.tolist())
-        return probabilities, assessment.reason_codes_json(), scores, bands, decisions
+        return probabilities, assessment.reason_codes, scores, bands, decisions

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .calibration import Calibrator
 from .contract import FeatureContract
@@ -74,6 +75,15 @@ class SerialisedAssessment:
     def reason_codes_json(self, start: int = 0, stop: int | None = None) -> list[str]:
         """The reason codes of applicants ``start`` to ``stop`` (all by default)."""
         return self._write_reasons(start, len(self.probabilities) if stop is None else stop)
+
+
+@dataclass(frozen=True)
+class ColumnarAssessment:
+    """:meth:`RiskModel.assess_columns`'s answer: calibrated probabilities of default (float64,
+    one per applicant) and the reason codes as an Arrow string array, one JSON array each."""
+
+    probabilities: np.ndarray
+    reason_codes: pa.StringArray
 
 
 @dataclass
@@ -155,8 +165,9 @@ class RiskModel:
         max_reasons: int = MAX_REASONS,
         reason_steps: int | None = None,
         threads: ChunkThreads | None = None,
-    ) -> SerialisedAssessment:
-        """:meth:`assess_serialised` of applicants given column-wise, with no dict per applicant.
+    ) -> ColumnarAssessment:
+        """:meth:`assess_serialised` of applicants given column-wise, with no dict per applicant
+        (reason codes as :meth:`Explainer.reason_codes_json_columns` writes them).
 
         ``columns`` maps each input field to one value per applicant: a float64 array (NaN where
         omitted) for a number, a ``pd.Categorical`` (missing where omitted) for a category; an
@@ -173,18 +184,10 @@ class RiskModel:
 
             parts = threads.map(block, starts) if threads else [block(start) for start in starts]
             probabilities = self.calibrator.apply(np.concatenate(parts) if parts else np.empty(0))
-            return SerialisedAssessment(probabilities, lambda start, stop: ["[]"] * (stop - start))
+            return ColumnarAssessment(probabilities, pa.repeat(pa.scalar("[]"), len(x)))
         logits, contributions = self.explainer.logits_and_contributions(x, reason_steps, threads)
-        explainer = self.explainer
-        values: dict[str, list[Any]] = {}
-
-        def write_reasons(start: int, stop: int) -> list[str]:
-            if not values:
-                values.update({name: record_values(c) for name, c in columns.items()})
-            part = {name: column[start:stop] for name, column in values.items()}
-            return explainer.reason_codes_json_columns(contributions[start:stop], part, max_reasons)
-
-        return SerialisedAssessment(self.calibrator.apply(logits), write_reasons)
+        reason_codes = self.explainer.reason_codes_json_columns(contributions, columns, max_reasons)
+        return ColumnarAssessment(self.calibrator.apply(logits), reason_codes)
 
     def _explained(
         self,
@@ -256,18 +259,6 @@ class KerasReference:
         # The model is called directly rather than through predict(): same numbers, no per-call
         # overhead.
         return self.calibrator.apply(keras_logits(self.network, x))
-
-
-def record_values(column: np.ndarray | pd.Categorical) -> list[Any]:
-    """A column's values as a request record holds them: floats, texts, None where omitted."""
-    if isinstance(column, pd.Categorical):
-        texts = np.asarray([*column.categories.tolist(), None], dtype=object)
-        return texts[column.codes].tolist()  # code -1 (missing) takes the None
-    values = np.asarray(column, dtype=np.float64)
-    listed = values.tolist()
-    if np.isnan(values).any():
-        listed = [None if v != v else v for v in listed]
-    return listed
 
 
 def load_calibrator(directory: Path) -> Calibrator:

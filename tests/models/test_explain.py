@@ -1,5 +1,6 @@
 import itertools
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -152,6 +153,59 @@ def test_reason_codes_as_json_are_the_reasons_serialised(small_setup) -> None:
         as_json = explainer.reason_codes_json(contributions, records, limit)
         assert [json.loads(text) for text in as_json] == as_dicts
     assert any(r["feature"] == "home" for r in json.loads(as_json[0]))
+
+
+def test_reason_codes_from_columns_are_those_from_records_byte_for_byte(small_setup) -> None:
+    """The column-wise writer (file and Spark scoring) against the per-record one (the service)."""
+    explainer, _, frame = small_setup
+    rows = len(frame)
+    income = frame["income"].to_numpy(dtype=np.float64).copy()
+    income[1], income[2], income[3] = -0.0, 0.0, 1e-7  # signed zero, a tiny number
+    home = frame["home"].astype(object).to_numpy().copy()
+    home[4], home[5], home[6] = 'a "quoted" \\ home', "château ☂", None
+    columns = {
+        "income": income,
+        "debt": frame["debt"].to_numpy(dtype=np.float64),
+        "home": pd.Categorical(home),
+    }
+    records = [
+        {
+            "income": None if math.isnan(income[i]) else float(income[i]),
+            "debt": float(columns["debt"][i]),
+            "home": home[i],
+        }
+        for i in range(rows)
+    ]
+    rng = np.random.default_rng(11)
+    # Any mix of signs: from no reason at all to every field one; ties and exact zeros too.
+    contributions = rng.normal(0, 1, (rows, len(explainer.specs))).round(1).astype(np.float32)
+    contributions[:10] = -1.0
+    contributions[10:20] = 0.5
+    contributions[1:7, explainer._names.index("income")] = 5.0  # the awkward values are reasons
+    contributions[4:7, explainer._names.index("home")] = 6.0
+
+    def forget() -> None:  # each path writes its own fragments, none left by the other
+        explainer._messages.clear()
+        for fragments in explainer._fragments:
+            fragments.clear()
+
+    for limit in (1, 2, 3, 4, 10):
+        forget()
+        by_record = explainer.reason_codes_json(contributions, records, limit)
+        forget()
+        assert (
+            explainer.reason_codes_json_columns(contributions, columns, limit).to_pylist()
+            == by_record
+        )
+        assert '"value":-0.0,' in by_record[1] and '"value":0.0,' in by_record[2]
+        # Without a field's column, its reasons say it was not provided.
+        without = explainer.reason_codes_json_columns(
+            contributions, {k: v for k, v in columns.items() if k != "debt"}, limit
+        ).to_pylist()
+        assert without == explainer.reason_codes_json(
+            contributions, [{**r, "debt": None} for r in records], limit
+        )
+    assert explainer.reason_codes_json_columns(contributions[:0], columns, 4).to_pylist() == []
 
 
 def test_contributions_are_written_with_six_decimals_at_most(small_setup) -> None:
