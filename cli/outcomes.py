@@ -7,7 +7,8 @@ more than one row refused on each (:func:`service.outcomes.repeated_ids`).
 Exit codes: 0 every row stored (recorded, unchanged or corrected); 1 some rows were invalid or
 named no known decision (the valid, known ones are stored all the same: importing the file again
 after fixing it changes nothing for them); 2 the file could not be used (missing, unreadable, a
-column missing) or the database could not be written: nothing stored.
+column missing), the database is a SQLite file that does not exist, or it could not be written:
+nothing stored.
 """
 
 from __future__ import annotations
@@ -105,21 +106,22 @@ def import_outcomes(
     ],
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
-    """Store the file's outcomes in the audit database (LOANRISK_AUDIT_DB_URL), upgrading its
-    schema first; exit 1 if rows were invalid or unknown, 2 if nothing could be stored."""
+    """Store the file's outcomes in the audit database (LOANRISK_AUDIT_DB_URL, which must exist),
+    upgrading its schema first; exit 1 if rows were invalid or unknown, 2 if nothing could be
+    stored."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from cli.db import existing_audit_url
     from service.audit import make_engine
     from service.audit.migrations import AuditSchemaError, upgrade
-    from service.config import Settings
     from service.outcomes import record_outcomes
 
+    url = existing_audit_url()
     try:
         raw = read_outcome_file(file)
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     valid, invalid = parse_rows(raw)
-    url = Settings().audit_db_url
     engine = make_engine(url)
     try:
         upgrade(url)
