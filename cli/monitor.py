@@ -1,8 +1,9 @@
 """``loanrisk monitor``: back-test decisions against outcomes per model version and window.
 
 Exit codes (for a scheduler): 0 every check ok or watch (or n/a: too little data); 3 a check
-breached; 2 a usage error (a bad date, window or option); 1 the audit database or the registry
-could not be read. ``--compare`` exits 0 once the comparison is printed (it judges nothing).
+breached; 2 a usage error (a bad date, window or option, or LOANRISK_AUDIT_DB_URL naming a SQLite
+file that does not exist); 1 the audit database or the registry could not be read. ``--compare``
+exits 0 once the comparison is printed (it judges nothing).
 """
 
 from __future__ import annotations
@@ -66,14 +67,14 @@ def monitor(
     ] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Print statuses as JSON")] = False,
 ) -> None:
-    """Back-test decisions in LOANRISK_AUDIT_DB_URL against their outcomes (approved loans
-    only), per model version and window; log to MLflow; exit 3 on a breach."""
+    """Back-test decisions in LOANRISK_AUDIT_DB_URL (which must exist) against their outcomes
+    (approved loans only), per model version and window; log to MLflow; exit 3 on a breach."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from cli.db import existing_audit_url
     from models.registered import RegistryError
     from monitoring.backtest import Thresholds, backtest, parse_window, read_decisions
     from service.audit import make_engine
-    from service.config import Settings
 
     start, end = _moment(since, "--since", False), _moment(until, "--until", True)
     try:
@@ -90,7 +91,7 @@ def monitor(
         min_per_class=min_per_class,
         min_outcomes=min_outcomes,
     )
-    engine = make_engine(Settings().audit_db_url)
+    engine = make_engine(existing_audit_url())
     try:
         if compare is not None:
             _compare(engine, model_name, compare)

@@ -1,12 +1,14 @@
 """``loanrisk outcomes import FILE``: the loan system's file of outcomes into the audit database.
 
 Same rules and same code as ``POST /v1/outcomes`` (:func:`service.outcomes.record_outcomes`):
-idempotent, a changed outcome kept as a correction, unknown decision ids reported.
+idempotent, a changed outcome kept as a correction, unknown decision ids reported, an id given on
+more than one row refused on each (:func:`service.outcomes.repeated_ids`).
 
 Exit codes: 0 every row stored (recorded, unchanged or corrected); 1 some rows were invalid or
 named no known decision (the valid, known ones are stored all the same: importing the file again
 after fixing it changes nothing for them); 2 the file could not be used (missing, unreadable, a
-column missing) or the database could not be written: nothing stored.
+column missing), the database is a SQLite file that does not exist, or it could not be written:
+nothing stored.
 """
 
 from __future__ import annotations
@@ -51,16 +53,33 @@ def parse_rows(raw: list[dict[str, Any]]) -> tuple[list[Any], list[dict[str, Any
     """Validate rows with the API's model; ``defaulted`` read as true/false, 1/0, yes/no.
 
     Returns the valid rows (``OutcomeIn``) and one ``{"row", "field", "message"}`` per invalid
-    row (``row`` counts data rows from 1, as a spreadsheet would after the header).
+    row (``row`` counts data rows from 1, as a spreadsheet would after the header). Every row of
+    a ``request_id`` that appears more than once is invalid (which one is right cannot be
+    known): the first ``repeated in row N``, the others ``repeats row M``.
     """
     from pydantic import ValidationError
 
     from service.errors import field_path
-    from service.outcomes import OutcomeIn
+    from service.outcomes import OutcomeIn, repeated_ids
 
+    # An id that is not a non-empty string is invalid on its own: a fresh object never repeats.
+    ids = [i if isinstance(i, str) and i else object() for i in (r["request_id"] for r in raw)]
+    repeats = repeated_ids(ids)  # 0-based position -> the first position of its id
+    repeated_in: dict[int, int] = {}  # that first position -> its first repeat
+    for position, first in repeats.items():
+        repeated_in.setdefault(first, position)
     valid: list[OutcomeIn] = []
     invalid: list[dict[str, Any]] = []
     for number, row in enumerate(raw, start=1):
+        if number - 1 in repeats:
+            message = f"repeats row {repeats[number - 1] + 1}"
+        elif number - 1 in repeated_in:
+            message = f"repeated in row {repeated_in[number - 1] + 1}"
+        else:
+            message = ""
+        if message:
+            invalid.append({"row": number, "field": "request_id", "message": message})
+            continue
         values = dict(row)
         flag = values["defaulted"]
         if isinstance(flag, str):
@@ -87,21 +106,22 @@ def import_outcomes(
     ],
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
-    """Store the file's outcomes in the audit database (LOANRISK_AUDIT_DB_URL), upgrading its
-    schema first; exit 1 if rows were invalid or unknown, 2 if nothing could be stored."""
+    """Store the file's outcomes in the audit database (LOANRISK_AUDIT_DB_URL, which must exist),
+    upgrading its schema first; exit 1 if rows were invalid or unknown, 2 if nothing could be
+    stored."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from cli.db import existing_audit_url
     from service.audit import make_engine
     from service.audit.migrations import AuditSchemaError, upgrade
-    from service.config import Settings
     from service.outcomes import record_outcomes
 
+    url = existing_audit_url()
     try:
         raw = read_outcome_file(file)
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     valid, invalid = parse_rows(raw)
-    url = Settings().audit_db_url
     engine = make_engine(url)
     try:
         upgrade(url)

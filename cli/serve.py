@@ -3,8 +3,10 @@ UI around it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import Annotated
 
 import typer
@@ -37,6 +39,17 @@ def serve(
         http="service.limits:GuardedHttpToolsProtocol",
         timeout_keep_alive=settings.keep_alive_timeout_s,
     )
+
+
+def mlflow_ui_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the MLflow UI server ``up`` starts: ``environ`` with
+    ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` unless it sets that variable itself.
+
+    With job execution on (MLflow's default) MLflow 3.17 with huey installed also starts a job
+    runner for its GenAI features: 7 Huey worker processes, about 2 GB of memory as reported by
+    a user of ``make run``, for features this project never uses.
+    """
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **environ}
 
 
 def up() -> None:
@@ -73,6 +86,7 @@ def up() -> None:
                 "--workers",
                 "1",
             ],
+            env=mlflow_ui_env(os.environ),
         )
         link = f"http://127.0.0.1:{mlflow_port}"
         try:

@@ -6,6 +6,9 @@ write them with :func:`record_outcomes`. The rules:
 
 - an outcome refers to one applicant's decision id (``request_id``; in a batch each applicant has
   its own); an id with no decision is reported back as unknown, and nothing is written for it;
+- an id appears at most once in one request or file (:func:`repeated_ids`): which of two rows
+  is right cannot be known, so a request repeating one is refused whole (422) and a file's rows
+  of that id are all invalid;
 - the same outcome again (same ``defaulted`` and ``observed_at``) changes nothing (``unchanged``);
 - a different outcome for an id that has one is a correction: the ``outcomes`` row takes the new
   value, and ``outcome_corrections`` keeps what it was, what it became, when and from where.
@@ -16,11 +19,12 @@ counts an applicant without an outcome as repaid.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -50,7 +54,7 @@ class OutcomeIn(BaseModel):
 
 
 class OutcomesRequest(BaseModel):
-    """The body of ``POST /v1/outcomes``: 1-10,000 outcomes."""
+    """The body of ``POST /v1/outcomes``: 1-10,000 outcomes, each ``request_id`` at most once."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -81,6 +85,32 @@ class OutcomesResult(BaseModel):
     unknown: list[str] = Field(description="Request ids with no decision: nothing stored")
 
 
+def repeated_ids(ids: Sequence[Hashable]) -> dict[int, int]:
+    """Each position (0-based) whose id an earlier position holds, mapped to the first position
+    holding it; empty when no id repeats."""
+    first: dict[Hashable, int] = {}
+    repeats: dict[int, int] = {}
+    for position, request_id in enumerate(ids):
+        earlier = first.setdefault(request_id, position)
+        if earlier != position:
+            repeats[position] = earlier
+    return repeats
+
+
+def refuse_repeated_ids(rows: Sequence[OutcomeIn]) -> None:
+    """Raise a ValidationError naming every row of ``POST /v1/outcomes`` whose ``request_id`` an
+    earlier row holds: loc ``("outcomes", 3, "request_id")``, message ``repeats outcomes[0]``."""
+    repeats = repeated_ids([row.request_id for row in rows])
+    if not repeats:
+        return
+    errors: list[Any] = []
+    for position, first in repeats.items():
+        error = PydanticCustomError("repeated_id", "repeats outcomes[{first}]", {"first": first})
+        loc = ("outcomes", position, "request_id")
+        errors.append({"type": error, "loc": loc, "input": rows[position].request_id})
+    raise ValidationError.from_exception_data("OutcomesRequest", errors)
+
+
 def as_utc(value: datetime | date) -> datetime:
     """A date-time in UTC: a date is its midnight, a naive date-time is taken as UTC."""
     if not isinstance(value, datetime):
@@ -95,11 +125,13 @@ def record_outcomes(
 ) -> OutcomesResult:
     """Store validated outcomes in one transaction; see the module's rules.
 
-    Rows are applied in order, so an id given twice with different values ends with the second
-    (a correction of the first). A concurrent writer inserting the same new id first makes this
-    transaction fail on the primary key: it is retried once, and then finds that row.
-    Raises :class:`sqlalchemy.exc.SQLAlchemyError` when the database fails.
+    A concurrent writer inserting the same new id first makes this transaction fail on the
+    primary key: it is retried once, and then finds that row. Raises ValueError when an id
+    appears twice in ``rows`` (callers refuse those rows first: :func:`repeated_ids`), and
+    :class:`sqlalchemy.exc.SQLAlchemyError` when the database fails.
     """
+    if repeated_ids([row.request_id for row in rows]):
+        raise ValueError("a request_id appears more than once in the rows to record")
     try:
         return _record(engine, rows, source, now)
     except IntegrityError:
@@ -110,7 +142,7 @@ def _record(
     engine: Engine, rows: Sequence[OutcomeIn], source: Source, now: datetime | None
 ) -> OutcomesResult:
     now = as_utc(now or datetime.now(UTC))
-    ids = list(dict.fromkeys(row.request_id for row in rows))
+    ids = [row.request_id for row in rows]
     recorded = unchanged = corrected = 0
     unknown: list[str] = []
     with engine.begin() as connection:
@@ -134,8 +166,7 @@ def _record(
                 stored[request_id] = (bool(defaulted), as_utc(observed_at), int(count))
         for row in rows:
             if row.request_id not in known:
-                if row.request_id not in unknown:
-                    unknown.append(row.request_id)
+                unknown.append(row.request_id)
                 continue
             observed_at = as_utc(row.observed_at)
             before = stored.get(row.request_id)

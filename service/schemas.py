@@ -132,7 +132,8 @@ def _object(pairs: list[tuple[str, Any]]) -> _Object:
 
 def refuse_repeated_keys(body: bytes | str, keys: int) -> None:
     """Raise a ValidationError naming a key that ``body`` (valid JSON whose objects hold ``keys``
-    distinct keys in all) repeats, at the top or in any applicant of a batch.
+    distinct keys in all) repeats, in any of its objects: the first found, depth first, located
+    as pydantic locates fields (``("applicants", 3, "Debt")``, ``("outcomes", 0, "defaulted")``).
 
     JSON parsers keep a repeated key's last value, so ``{"Debt": -5, ..., "Debt": 0}`` would
     pass with a first value nobody checked. Every key is followed by a colon, so a body with no
@@ -142,23 +143,32 @@ def refuse_repeated_keys(body: bytes | str, keys: int) -> None:
     colons = body.count(b":") if isinstance(body, bytes) else body.count(":")
     if colons <= keys:
         return
-    top = json.loads(body, object_pairs_hook=_object)
-    loc: tuple[str | int, ...] | None = None
-    if isinstance(top, _Object) and top.repeated is not None:
-        loc = (top.repeated,)
-    elif isinstance(top, dict) and isinstance(top.get("applicants"), list):
-        for index, item in enumerate(top["applicants"]):
-            if isinstance(item, _Object) and item.repeated is not None:
-                loc = ("applicants", index, item.repeated)
-                break
+    loc = _repeated_key(json.loads(body, object_pairs_hook=_object), ())
     if loc is None:
         return
     error = PydanticCustomError(
         "repeated_key", "the key '{key}' appears more than once", {"key": loc[-1]}
     )
     raise ValidationError.from_exception_data(
-        "Applicant", [{"type": error, "loc": loc, "input": loc[-1]}]
+        "request body", [{"type": error, "loc": loc, "input": loc[-1]}]
     )
+
+
+def _repeated_key(value: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """Where the first repeated key in ``value`` (parsed with :func:`_object`) is, or None."""
+    if isinstance(value, _Object):
+        if value.repeated is not None:
+            return (*loc, value.repeated)
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _repeated_key(item, (*loc, key))
+        if found is not None:
+            return found
+    return None
 
 
 class ModelRef(BaseModel):

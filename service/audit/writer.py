@@ -6,7 +6,8 @@ are inserted and the transaction committed, and one line answers it on stdout; a
 are inserted into the open transaction without an answer (a large batch sent ahead of its
 commit), and a ``shadow``'s rows likewise into ``shadow_scores`` (a challenger's scores, committed
 with their decisions); ``abort`` rolls the open transaction back; ``deadline`` sets the wall-clock
-time by which the next commit must land. Exits when stdin ends.
+time by which the next commit must land. Exits when stdin ends, which is how the service stops
+it; SIGINT (a Ctrl-C in the service's terminal) is ignored.
 
 A commit that lands after its requests were answered 503 would leave records of decisions nobody
 received. The service answers 503 at the deadline whatever the writer is doing, and a commit
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 import threading
 import time
@@ -245,6 +247,11 @@ def serve(url: str, source: BinaryIO, sink: BinaryIO, timeout_ms: int | None = N
 
 
 def main() -> None:
+    # Ctrl-C in a terminal sends SIGINT to the service and to this process alike. The service
+    # shuts down and then ends this process by closing its input (AuditTrail.stop): taking the
+    # signal here would only abandon commits under way and print KeyboardInterrupt tracebacks.
+    # Until this line (the service.audit package imports, about 0.4 s) SIGINT is still taken.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The service's own format: one JSON object per line on stderr, which the service shares.
     configure_logging("WARNING")
     source = sys.stdin.buffer

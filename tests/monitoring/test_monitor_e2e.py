@@ -198,8 +198,17 @@ def test_incomes_halved_breach_stability_exit_3_and_on_metrics(
     ) == pytest.approx(report["feature_psi"]["Income"])
 
 
-def test_an_unknown_id_in_the_file_exits_1(tmp_path: Path) -> None:
+def empty_audit_store(tmp_path: Path) -> str:
+    """The URL of an audit store as the service makes it, with no decisions yet."""
+    from service.audit.migrations import upgrade
+
     url = f"sqlite:///{tmp_path / 'audit.db'}"
+    upgrade(url)
+    return url
+
+
+def test_an_unknown_id_in_the_file_exits_1(tmp_path: Path) -> None:
+    url = empty_audit_store(tmp_path)
     file = tmp_path / "outcomes.csv"
     file.write_text("request_id,defaulted,observed_at\nnope,true,2025-01-01\nx,maybe,2025-01-01\n")
     ran = CliRunner().invoke(
@@ -216,3 +225,29 @@ def test_an_unknown_id_in_the_file_exits_1(tmp_path: Path) -> None:
         .exit_code
         == 2
     )
+
+
+def test_an_id_twice_in_the_file_is_refused_on_each_row_exit_1(tmp_path: Path) -> None:
+    """Which of two rows for one id is right cannot be known: neither is stored, each is named."""
+    url = empty_audit_store(tmp_path)
+    file = tmp_path / "outcomes.csv"
+    file.write_text(
+        "request_id,defaulted,observed_at\n"
+        "a,true,2025-01-01\nb,true,2025-01-01\na,false,2025-01-01\na,true,2025-01-01\n"
+    )
+    ran = CliRunner().invoke(
+        app, ["outcomes", "import", str(file), "--json"], env={"LOANRISK_AUDIT_DB_URL": url}
+    )
+    assert ran.exit_code == 1
+    summary = json.loads(ran.stdout)
+    assert summary["unknown"] == ["b"]  # only b reached the database
+    assert summary["invalid"] == [
+        {"row": 1, "field": "request_id", "message": "repeated in row 3"},
+        {"row": 3, "field": "request_id", "message": "repeats row 1"},
+        {"row": 4, "field": "request_id", "message": "repeats row 1"},
+    ]
+    text = CliRunner().invoke(
+        app, ["outcomes", "import", str(file)], env={"LOANRISK_AUDIT_DB_URL": url}
+    )
+    assert text.exit_code == 1
+    assert "  row 3: request_id: repeats row 1\n" in text.output

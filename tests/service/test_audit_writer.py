@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import io
 import os
+import signal
 import sqlite3
 import time
 import uuid
@@ -429,6 +430,37 @@ def test_the_writer_task_outlives_a_writer_that_cannot_be_stopped(
     audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
     assert audit.count() == 2
     audit.engine.dispose()
+
+
+def test_a_ctrl_c_leaves_the_writer_to_its_parent(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C in a terminal reaches every process of its group, the writer too. It ignores the
+    SIGINT (no KeyboardInterrupt traceback), keeps committing, and exits when the service, which
+    gets the same SIGINT, stops it by closing its input."""
+
+    writers = []
+
+    async def scenario(audit: AuditTrail) -> None:
+        process = audit._process
+        assert process is not None
+        writers.append(process)
+        await asyncio.wait_for(audit.record(decision_rows(1, "before")), timeout=10)
+        os.kill(process.pid, signal.SIGINT)
+        # A writer that takes it dies within milliseconds; one that ignores it is still here.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(process.wait()), timeout=1.0)
+        await asyncio.wait_for(audit.record(decision_rows(1, "after")), timeout=10)
+        assert audit._process is process  # the same writer committed it
+
+    started = time.monotonic()
+    audit = _run_trail(f"sqlite:///{tmp_path / 'audit.db'}", scenario)
+    assert audit.count() == 2
+    audit.engine.dispose()
+    assert time.monotonic() - started < 20  # stopped by its input's end, not killed after 10 s
+    assert writers[0].returncode == 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
 
 
 def test_the_writer_process_has_no_database_url_on_its_command_line(tmp_path: Path) -> None:

@@ -63,3 +63,41 @@ def test_outcomes_need_an_api_key_when_keys_are_set(use_trained_store, make_clie
         assert keyed.post("/v1/outcomes", json=body).status_code == 401
         answer = keyed.post("/v1/outcomes", json=body, headers={"X-API-Key": "secret"})
         assert answer.json()["unknown"] == ["x"]
+
+
+def test_a_repeated_key_in_an_outcome_is_refused_naming_it(client: TestClient) -> None:
+    """``"defaulted": true, "defaulted": false``: a parser keeps the last, so the first was never
+    read. Refused as the score routes refuse it, naming the row and the key; nothing stored."""
+    request_id = client.post("/v1/score", json=README_APPLICANT).json()["request_id"]
+    row = f'{{"request_id": "{request_id}", "defaulted": true, "defaulted": false, '
+    body = '{"outcomes": [' + row + '"observed_at": "2025-06-30T12:00:00Z"}]}'
+    answer = client.post("/v1/outcomes", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["details"][0]["field"] == "outcomes[0].defaulted"
+    assert error["message"].startswith("outcomes[0].defaulted: the key 'defaulted' appears")
+    engine = client.app.state.audit.engine  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        assert connection.execute(select(outcomes)).all() == []
+
+
+def test_an_id_twice_in_one_body_is_refused_naming_both_rows(client: TestClient) -> None:
+    first = client.post("/v1/score", json=README_APPLICANT).json()["request_id"]
+    other = client.post("/v1/score", json=README_APPLICANT).json()["request_id"]
+    rows = [
+        {"request_id": first, "defaulted": False, "observed_at": "2025-06-30"},
+        {"request_id": other, "defaulted": False, "observed_at": "2025-06-30"},
+        {"request_id": other, "defaulted": False, "observed_at": "2025-06-30"},
+        {"request_id": first, "defaulted": True, "observed_at": "2025-06-30"},
+    ]
+    answer = client.post("/v1/outcomes", json={"outcomes": rows})
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["message"] == "outcomes[2].request_id: repeats outcomes[1] (and 1 more)"
+    assert [(d["field"], d["message"]) for d in error["details"]] == [
+        ("outcomes[2].request_id", "repeats outcomes[1]"),
+        ("outcomes[3].request_id", "repeats outcomes[0]"),
+    ]
+    engine = client.app.state.audit.engine  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        assert connection.execute(select(outcomes)).all() == []
