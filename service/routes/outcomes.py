@@ -1,7 +1,7 @@
 """Receiving what became of decided loans: ``POST /v1/outcomes``.
 
-Protected by the service's API keys (``X-API-Key``) for now; an ``outcomes:write`` scope belongs
-here once keys carry scopes, so that the loan system's key can report outcomes and do nothing else.
+Needs a key with the ``outcomes:write`` scope (``X-API-Key``), so that the loan system's key can
+report outcomes and do nothing else.
 """
 
 from __future__ import annotations
