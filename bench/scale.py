@@ -75,6 +75,15 @@ class Row:
     note: str = ""
 
 
+class Rows(list[Row]):
+    """The table's rows; each is logged as it is measured, so a long run shows its progress."""
+
+    def append(self, row: Row) -> None:
+        super().append(row)
+        peak = "" if row.peak_mb is None else f", peak {row.peak_mb:,.0f} MB"
+        log(f"  {row.measure}: {row.value:,.2f} {row.unit}{peak} {row.note}".rstrip())
+
+
 @dataclass
 class Ran:
     """A finished child process: its output, wall seconds and peak resident memory (MB)."""
@@ -273,7 +282,7 @@ def main() -> None:
         return
 
     started = time.perf_counter()
-    rows: list[Row] = []
+    rows = Rows()
     with tempfile.TemporaryDirectory(prefix="loanrisk-bench-scale-") as tmp:
         work = Path(tmp)
         uri = f"sqlite:///{work / 'mlflow.db'}"
