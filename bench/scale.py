@@ -160,10 +160,10 @@ def reported_rate(text: str) -> float:
 # --- measurements run in a child process (python -m bench.scale --child KIND ...) -------------
 
 
-def _encoded_book(path: Path, rows: int) -> tuple[Any, Any, Any]:
+def _encoded_book(path: Path, rows: int) -> tuple[Any, Any, Any, int]:
     """The first ``rows`` of a synthetic book, checked and encoded as training would encode them:
     (float32 matrix, 0/1 outcomes, the default network recipe for a book of the whole file's
-    training split)."""
+    training split, the rows of that split)."""
     import pyarrow.parquet as pq
 
     from models.network import NetworkConfig
@@ -174,7 +174,7 @@ def _encoded_book(path: Path, rows: int) -> tuple[Any, Any, Any]:
     features = dataset.features.iloc[:rows]
     x = Preprocessor.fit(features, dataset.contract).transform(features)
     n_train = int(pq.ParquetFile(path).schema_arrow.metadata.get(b"book_rows", b"0")) * 6 // 10
-    return x, dataset.y[:rows], NetworkConfig.for_rows(n_train)
+    return x, dataset.y[:rows], NetworkConfig.for_rows(n_train), n_train
 
 
 def head_of_book(book: Path, rows: int, path: Path) -> Path:
@@ -199,7 +199,7 @@ def child_epochs(kind: str, path: Path, rows: int) -> dict[str, Any]:
     the same hidden layers, its default batch of 200 / the recipe's batch)."""
     import numpy as np
 
-    x, y, config = _encoded_book(path, rows)
+    x, y, config, config_rows = _encoded_book(path, rows)
     config = type(config)(**{**asdict(config), "epochs": 2, "early_stopping_patience": 0})
     times: list[float] = []
     if kind.startswith("mlp"):
@@ -232,9 +232,15 @@ def child_epochs(kind: str, path: Path, rows: int) -> dict[str, Any]:
             times.append(time.perf_counter() - self.started)
 
     if kind == "loanrisk":
+        import training.fit
         from training.fit import fit_member, steps_per_execution
 
         split = int(len(y) * 0.8)
+        # Steps per graph call as `loanrisk train` picks them for the whole book's training
+        # split, not for these timed rows (a 1M-row book's 600,000 rows take 32 per call; the
+        # 160,000 timed here alone would take 1).
+        book_steps = steps_per_execution(config_rows, config.batch_size)
+        training.fit.steps_per_execution = lambda rows, batch_size: book_steps
         # fit_member's own callbacks report per epoch; the timer joins them through Keras.
         original = keras.Model.fit
 
@@ -248,7 +254,7 @@ def child_epochs(kind: str, path: Path, rows: int) -> dict[str, Any]:
         return {
             "seconds": min(times),
             "batch": config.batch_size,
-            "steps_per_execution": steps_per_execution(len(y), config.batch_size),
+            "steps_per_execution": book_steps,
         }
     model = build_network(x.shape[1], config, seed=0, prior=float(np.mean(y)))
     model.compile(optimizer="adam", loss="binary_crossentropy")
