@@ -54,10 +54,18 @@ def require_inputs(
     absent = [f for f in contract.features if f.name not in present]
     if not absent:
         return
+    spelled = {name.strip().casefold(): name for name in columns}
     names = ", ".join(
-        f.name + (" (optional: may be empty, not absent)" if f.nullable else "") for f in absent
+        repr(f.name)
+        + (" (optional: may be empty, not absent)" if f.nullable else "")
+        + (
+            f" (the file has {spelled[f.name.casefold()]!r}: names must match exactly)"
+            if f.name.casefold() in spelled
+            else ""
+        )
+        for f in absent
     )
-    shown = ", ".join(list(columns)[:SHOWN_COLUMNS]) + (
+    shown = ", ".join(map(repr, list(columns)[:SHOWN_COLUMNS])) + (
         f", ... ({len(columns)} in all)" if len(columns) > SHOWN_COLUMNS else ""
     )
     raise ScoringInputError(

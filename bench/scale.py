@@ -103,15 +103,23 @@ def log(message: str) -> None:
 # command started straight from this benchmark inherited the benchmark's own peak (every figure
 # read 2,938 MB, the size of the benchmark after building a 10M-row book), whereas the
 # launcher's fork starts from the launcher's ~10 MB.
+# A command killed by a signal kills the launcher with it (an out-of-memory kill reads as one);
+# the launcher passes SIGINT and SIGTERM on rather than leaving the command running alone.
 PEAK_LAUNCHER = """
-import os, sys
+import os, signal, sys
 pid = os.fork()
 if pid == 0:
     os.execvpe(sys.argv[2], sys.argv[2:], os.environ)
+for sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(sig, lambda number, frame: os.kill(pid, number))
 _, status, usage = os.wait4(pid, 0)
 with open(sys.argv[1], "w") as peak:
     peak.write(str(usage.ru_maxrss))
-sys.exit(os.waitstatus_to_exitcode(status))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
 """
 
 

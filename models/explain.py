@@ -399,7 +399,8 @@ def _distinct_values(
         return [None if code < 0 else categories[code] for code in codes.tolist()], inverse
     # By bit pattern, so that -0.0 and 0.0 stay apart as the record path keeps them.
     bits, inverse = np.unique(
-        np.ascontiguousarray(column[rows], dtype=np.float64).view(np.int64), return_inverse=True
+        np.ascontiguousarray(np.asarray(column)[rows], dtype=np.float64).view(np.int64),
+        return_inverse=True,
     )
     return [None if v != v else v for v in bits.view(np.float64).tolist()], inverse
 

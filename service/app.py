@@ -63,6 +63,14 @@ def _configure_tracking(settings: Settings) -> None:
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri or tracking_uri())
 
 
+def _then(first: Callable[[], object], second: Callable[[], object]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        second()
+
+    return both
+
+
 async def _poll(refresh: Callable[[], object], interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -113,10 +121,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     backtests.refresh()
     pollers = []
     if settings.reload_interval_s > 0:
-        refreshes = [s.refresh for s in (store, shadow_store) if s is not None]
+        # The back-test is read again right after each registry check, in the same task, so a
+        # newly promoted version is never shown under the figures of the one it replaced.
         pollers = [
-            asyncio.create_task(_poll(refresh, settings.reload_interval_s))
-            for refresh in [*refreshes, backtests.refresh]
+            asyncio.create_task(
+                _poll(_then(polled.refresh, backtests.refresh), settings.reload_interval_s)
+            )
+            for polled in (store, shadow_store)
+            if polled is not None
         ]
     try:
         yield

@@ -47,6 +47,9 @@ TOTAL_PREFIX = "total_"
 FEATURE_PSI_PREFIX = "psi_"
 STATUS_VALUES = {"ok": 0.0, "watch": 1.0, "breach": 2.0}
 LABELS = ["name", "version", "alias"]
+# Figures computed on decisions with an outcome, which only lent loans have.
+OUTCOME_FIGURES = {"auc", "gini", "ks", "observed_to_expected", "outcomes", "defaults"}
+OUTCOME_NOTE = " (on the outcomes of approved and reviewed loans only)"
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
@@ -73,10 +76,13 @@ def latest_backtest(name: str, version: str, alias: str) -> Backtest | None:
     experiment = client.get_experiment_by_name(BACKTEST_EXPERIMENT)
     if experiment is None:
         return None
+    quoted_name, quoted_version = _quoted(name), _quoted(version)
+    if quoted_name is None or quoted_version is None:
+        return None  # a name MLflow's filter language cannot spell: no back-test can be found
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"tags.{NAME_TAG} = '{_quoted(name)}' "
-        f"AND tags.{VERSION_TAG} = '{_quoted(version)}' AND attributes.status = 'FINISHED'",
+        filter_string=f"tags.{NAME_TAG} = {quoted_name} "
+        f"AND tags.{VERSION_TAG} = {quoted_version} AND attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -106,8 +112,12 @@ def latest_backtest(name: str, version: str, alias: str) -> Backtest | None:
     )
 
 
-def _quoted(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
+def _quoted(text: str) -> str | None:
+    """``text`` as a string of MLflow's filter language, which has no escapes: in single quotes,
+    or double quotes when it holds a single quote; None when it holds both."""
+    if "'" not in text:
+        return f"'{text}'"
+    return f'"{text}"' if '"' not in text else None
 
 
 class BacktestGauges(Collector):
@@ -122,12 +132,19 @@ class BacktestGauges(Collector):
         self._stores = list(stores)
         self._latest: list[Backtest] = []
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
 
     @property
     def latest(self) -> list[Backtest]:
         return list(self._latest)
 
     def refresh(self) -> None:
+        """Read the newest back-test of each store's current version (blocking; one at a time,
+        so that an older read never replaces a newer one)."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
         found: list[Backtest] = []
         for store in self._stores:
             current = store.current
@@ -191,8 +208,8 @@ class BacktestGauges(Collector):
                 elif METRIC_NAME.fullmatch(figure):
                     family(
                         f"loanrisk_backtest_{figure}",
-                        f"Latest back-test's {figure.replace('_', ' ')} over its whole period "
-                        "(outcomes of approved and reviewed loans only)",
+                        f"Latest back-test's {figure.replace('_', ' ')} over its whole period"
+                        + (OUTCOME_NOTE if figure in OUTCOME_FIGURES else ""),
                         LABELS,
                     ).add_metric(labels, value)
         yield from families.values()

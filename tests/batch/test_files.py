@@ -189,8 +189,11 @@ def test_a_file_lacking_an_input_column_is_refused_before_writing(
     # An optional input may be empty in a row, but its column may not be absent: scoring would
     # quietly treat every applicant's as missing.
     optional = write(book.drop(columns=["Income"]), tmp_path / "no-income.parquet")
-    with pytest.raises(ScoringInputError, match=r"Income \(optional: may be empty, not absent\)"):
+    with pytest.raises(ScoringInputError, match=r"'Income' \(optional: may be empty, not absent\)"):
         run(tmp_path, optional, output)
+    renamed = write(book.rename(columns={"Income": "income "}), tmp_path / "renamed.parquet")
+    with pytest.raises(ScoringInputError, match=r"the file has 'income ': names must match"):
+        run(tmp_path, renamed, output)
     with pytest.raises(ScoringInputError, match="id columns"):
         run(tmp_path, write(book, tmp_path / "ok.csv"), output, id_columns=["nope"])
     assert list(tmp_path.glob("scored*")) == [] and list(tmp_path.glob(".scored*")) == []

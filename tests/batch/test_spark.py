@@ -89,7 +89,7 @@ def test_spark_rows_equal_file_scoring(
 
     from batch.files import ScoringInputError
 
-    with pytest.raises(ScoringInputError, match=r"lacks 1 of the .* Income \(optional"):
+    with pytest.raises(ScoringInputError, match=r"lacks 1 of the .* 'Income' \(optional"):
         score_spark(df.drop("Income"), MODEL_URI, id_columns=["loan_id"])
 
 
