@@ -37,9 +37,9 @@ from models.mlflow_flavor import use_tracking
 from training.data import DataError
 from training.evaluate import classification_metrics, ks_threshold
 from training.fairness import AIR_SCREEN, fairness_metrics, fairness_table
-from training.pipeline import fit_dnn
 from training.proxies import PROXY_AUC_FLAG, proxy_table
 from training.report import markdown_table
+from training.stages.fit import fit_prepared
 from training.stages.options import TrainOptions
 from training.stages.prepare import Prepared, prepare
 from training.train import ensure_experiment
@@ -142,17 +142,7 @@ def fit_and_score(prepared: Prepared, options: TrainOptions) -> _Scores:
     """Fit the DNN pipeline as ``loanrisk train`` does (same rows, recipe, seed, calibration) on
     the inputs of ``prepared.contract``; score the validation and test rows."""
     started = time.perf_counter()
-    dnn = fit_dnn(
-        prepared.dataset.features,
-        prepared.dataset.y,
-        prepared.split.train,
-        prepared.split.validation,
-        prepared.contract,
-        prepared.config,
-        options.seed,
-        calibration=options.calibration,
-        log_to_mlflow=False,
-    )
+    dnn = fit_prepared(prepared, options, log_to_mlflow=False)
     seconds = time.perf_counter() - started
     model = dnn.risk_model
     p_validation = model.score_frame(prepared.rows("validation"))

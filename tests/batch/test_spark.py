@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -38,6 +39,9 @@ def spark() -> Iterator[object]:
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
+    # py4j logs its connections closing at INFO from __del__, after pytest has closed the
+    # streams: "--- Logging error ---" tracebacks at the end of every run.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     yield session
     session.stop()
 

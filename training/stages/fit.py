@@ -12,7 +12,7 @@ import mlflow
 from models.reference import TrainingReference
 from models.risk_model import RiskModel
 from training.fit import EpochReporter, FitResult, MemberReporter
-from training.pipeline import fit_dnn
+from training.pipeline import DnnFit, fit_dnn
 from training.stages.options import TrainOptions
 from training.stages.prepare import Prepared
 
@@ -27,15 +27,17 @@ class Fitted:
     seconds: float
 
 
-def fit(
+def fit_prepared(
     prepared: Prepared,
     options: TrainOptions,
     report: EpochReporter | None = None,
     on_member: MemberReporter | None = None,
-) -> Fitted:
-    """Fit the DNN pipeline on the split; per-epoch curves go to the active run as they come."""
-    started = time.perf_counter()
-    dnn = fit_dnn(
+    log_to_mlflow: bool | None = None,
+) -> DnnFit:
+    """:func:`training.pipeline.fit_dnn` on the prepared split with the run's recipe, seed and
+    calibration: what ``loanrisk train`` fits, and what ``loanrisk lda`` fits again for each
+    alternative."""
+    return fit_dnn(
         prepared.dataset.features,
         prepared.dataset.y,
         prepared.split.train,
@@ -46,7 +48,19 @@ def fit(
         calibration=options.calibration,
         report=report,
         on_member=on_member,
+        log_to_mlflow=log_to_mlflow,
     )
+
+
+def fit(
+    prepared: Prepared,
+    options: TrainOptions,
+    report: EpochReporter | None = None,
+    on_member: MemberReporter | None = None,
+) -> Fitted:
+    """Fit the DNN pipeline on the split; per-epoch curves go to the active run as they come."""
+    started = time.perf_counter()
+    dnn = fit_prepared(prepared, options, report=report, on_member=on_member)
     seconds = time.perf_counter() - started
     train_rows = prepared.rows("train")
     calibrated = dnn.risk_model
