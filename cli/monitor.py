@@ -127,6 +127,8 @@ def monitor(
                         "overall": r.overall,
                         "checks": r.status,
                         "auc": r.total.auc,
+                        "reference_auc": r.total.reference_auc,
+                        "reference_auc_on": r.total.reference_auc_on,
                         "ks": r.total.ks,
                         "observed_to_expected": r.total.observed_to_expected,
                         "score_psi": r.total.score_psi,

@@ -22,6 +22,9 @@ from .risk_model import RiskModel
 
 # The key the pyfunc logs the model directory under (``context.artifacts[RISK_MODEL_ARTIFACT]``).
 RISK_MODEL_ARTIFACT = "risk_model"
+# The training run's test-split probabilities and outcomes (training.stages.evaluate writes it,
+# loanrisk monitor reads it); runs from before it existed have none.
+TEST_SCORES_ARTIFACT = "evaluation/test_scores.parquet"
 
 
 class RegistryFailure(StrEnum):

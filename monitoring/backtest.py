@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 from sqlalchemy import Engine, select
 
 from models.reference import TrainingReference
@@ -93,6 +94,9 @@ class WindowResult:
     bands: list[BandCalibration] = field(default_factory=list)
     feature_psi: dict[str, float] = field(default_factory=dict)
     score_psi: float | None = None
+    # What the window's AUC is held to (reference_auc) and on which test applicants.
+    reference_auc: float | None = None
+    reference_auc_on: str = ""
     checks: dict[str, Status] = field(default_factory=dict)
 
     @property
@@ -120,8 +124,8 @@ def read_decisions(
     """Decisions with ``since <= created_at < until`` (UTC), each with its outcome if any.
 
     Columns: request_id, created_at (UTC), model_name, model_version, inputs (dict),
-    probability_of_default, risk_band, decision, defaulted (float: 1.0, 0.0, or NaN without an
-    outcome), observed_at.
+    probability_of_default, risk_band, decision, policy (dict, or None before audit revision
+    0003), defaulted (float: 1.0, 0.0, or NaN without an outcome), observed_at.
     """
     query = select(
         decisions.c.request_id,
@@ -132,6 +136,7 @@ def read_decisions(
         decisions.c.probability_of_default,
         decisions.c.risk_band,
         decisions.c.decision,
+        decisions.c.policy,
         outcomes.c.defaulted,
         outcomes.c.observed_at,
     ).select_from(decisions.outerjoin(outcomes, outcomes.c.request_id == decisions.c.request_id))
@@ -177,11 +182,11 @@ def evaluate_window(
     model_version: str,
     start: datetime,
     end: datetime,
-    reference: TrainingReference | None,
-    test_auc: float | None,
+    info: VersionInfo,
     thresholds: Thresholds,
 ) -> WindowResult:
     """Every figure and check of one version's decisions in one window (``rows``)."""
+    reference = info.reference
     n = len(rows)
     counts = rows["decision"].value_counts()
     known = rows[rows["defaulted"].notna()]
@@ -217,17 +222,21 @@ def evaluate_window(
         # The service's own PSI (models.reference), over this window instead of its recent one.
         result.feature_psi = reference.feature_psi(rows["inputs"].tolist())
         result.score_psi = reference.score_psi(rows["probability_of_default"].tolist())
-    result.checks = checks(result, test_auc, thresholds)
+    result.reference_auc, result.reference_auc_on = reference_auc(
+        info, lending_cutoff(rows), thresholds.min_per_class
+    )
+    result.checks = checks(result, thresholds)
     return result
 
 
-def checks(result: WindowResult, test_auc: float | None, t: Thresholds) -> dict[str, Status]:
-    """ok / watch / breach (n/a without enough data) for discrimination, calibration, stability."""
+def checks(result: WindowResult, t: Thresholds) -> dict[str, Status]:
+    """ok / watch / breach (n/a without enough data) for discrimination (against
+    ``result.reference_auc``), calibration, stability."""
     out: dict[str, Status] = {}
-    if result.auc is None or test_auc is None:
+    if result.auc is None or result.reference_auc is None:
         out["discrimination"] = "n/a"
     else:
-        drop = test_auc - result.auc
+        drop = result.reference_auc - result.auc
         out["discrimination"] = (
             "breach" if drop > t.auc_drop_breach else "watch" if drop > t.auc_drop_watch else "ok"
         )
@@ -277,8 +286,47 @@ class VersionReport:
         return worst(list(self.status.values()))
 
 
-# What the monitor needs of a registered version: its training reference and its test AUC.
-VersionInfo = tuple[TrainingReference | None, float | None]
+@dataclass(frozen=True)
+class VersionInfo:
+    """What the monitor needs of a registered version: its training reference, its test AUC,
+    and its test split's probabilities (float64) and 0/1 outcomes when the run saved them."""
+
+    reference: TrainingReference | None
+    test_auc: float | None
+    test_scores: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def lending_cutoff(rows: pd.DataFrame) -> float | None:
+    """The decline threshold the window's decisions were made under (the most common one when
+    the policy changed within it), from each decision's recorded policy; None for decisions
+    recorded before policies were (audit revision 0003)."""
+    if "policy" not in rows:
+        return None
+    cutoffs = [p.get("decline_at") for p in rows["policy"] if isinstance(p, dict)]
+    cutoffs = [c for c in cutoffs if isinstance(c, int | float)]
+    return float(pd.Series(cutoffs).mode().iloc[0]) if cutoffs else None
+
+
+def reference_auc(
+    info: VersionInfo, cutoff: float | None, min_per_class: int
+) -> tuple[float | None, str]:
+    """The AUC a window's AUC is held to, and what it was measured on.
+
+    Outcomes exist only for loans that were lent, the less risky applicants, whose AUC is lower
+    than everyone's even when nothing has changed (900 credit_data applicants: 0.822 on all,
+    0.707 on the 605 not declined). So the reference is the version's AUC on its test applicants
+    below the decline threshold the window was decided with, when the run saved its test scores
+    and that subset has ``min_per_class`` of each outcome; else the test AUC on everyone.
+    """
+    if info.test_scores is not None and cutoff is not None:
+        p, y = info.test_scores
+        lent = p < cutoff
+        if min(int(y[lent].sum()), int((y[lent] == 0).sum())) >= min_per_class:
+            return (
+                float(roc_auc_score(y[lent], p[lent])),
+                f"test applicants below the decline threshold {cutoff:g}",
+            )
+    return info.test_auc, "all test applicants"
 
 
 def backtest(
@@ -290,19 +338,17 @@ def backtest(
     thresholds: Thresholds,
 ) -> list[VersionReport]:
     """One :class:`VersionReport` per (model name, version) in ``frame`` (:func:`read_decisions`);
-    ``version_info(name, version)`` gives its training reference and test AUC."""
+    ``version_info(name, version)`` gives what the registry knows of it."""
     bounds = window_bounds(frame, window, since, until)
     reports = []
     for (name, version), rows in frame.groupby(["model_name", "model_version"], sort=True):
-        reference, test_auc = version_info(str(name), str(version))
+        info = version_info(str(name), str(version))
         windows = []
         for start, end in bounds:
             inside = rows[(rows["created_at"] >= start) & (rows["created_at"] < end)]
             if len(inside):
                 windows.append(
-                    evaluate_window(
-                        inside, str(name), str(version), start, end, reference, test_auc, thresholds
-                    )
+                    evaluate_window(inside, str(name), str(version), start, end, info, thresholds)
                 )
         total = evaluate_window(
             rows,
@@ -310,21 +356,41 @@ def backtest(
             str(version),
             bounds[0][0] if bounds else datetime.now(UTC),
             bounds[-1][1] if bounds else datetime.now(UTC),
-            reference,
-            test_auc,
+            info,
             thresholds,
         )
-        reports.append(VersionReport(str(name), str(version), test_auc, windows, total))
+        reports.append(VersionReport(str(name), str(version), info.test_auc, windows, total))
     return reports
 
 
 def registry_info(name: str, version: str) -> VersionInfo:
-    """A registered version's training reference and test AUC, through
-    :func:`models.registered.load_registered`. Raises ``RegistryError``."""
-    from models.registered import load_registered
+    """A registered version's training reference, test AUC and test scores, through
+    :func:`models.registered.load_registered` and its run's artifacts. Raises
+    ``RegistryError``."""
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    from models.registered import TEST_SCORES_ARTIFACT, load_registered
 
     found = load_registered(name, version=version)
-    return found.risk_model.reference, found.metrics.get("test_roc_auc")
+    scores = None
+    if found.run_id is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = download_artifacts(
+                    run_id=found.run_id, artifact_path=TEST_SCORES_ARTIFACT, dst_path=tmp
+                )
+                frame = pd.read_parquet(path)
+            except (MlflowException, OSError):
+                frame = None  # a run from before test scores were saved
+        if frame is not None:
+            scores = (
+                frame["probability_of_default"].to_numpy(dtype=np.float64),
+                frame["defaulted"].to_numpy(dtype=np.int64),
+            )
+    return VersionInfo(found.risk_model.reference, found.metrics.get("test_roc_auc"), scores)
 
 
 def as_mapping(result: WindowResult) -> Mapping[str, Any]:
@@ -337,6 +403,7 @@ def as_mapping(result: WindowResult) -> Mapping[str, Any]:
         "outcomes": result.outcomes,
         "defaults": result.defaults,
         "auc": result.auc,
+        "reference_auc": result.reference_auc,
         "gini": result.gini,
         "ks": result.ks,
         "observed_to_expected": result.observed_to_expected,

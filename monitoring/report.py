@@ -49,7 +49,9 @@ def markdown(report: VersionReport, thresholds: Thresholds) -> str:
         "",
         f"> {SELECTION_NOTE}",
         "",
-        f"Test AUC at training: {_f(report.test_auc)}. Thresholds: AUC drop watch > "
+        f"Test AUC at training: {_f(report.test_auc)}; discrimination is held to "
+        f"{_f(report.total.reference_auc)}, the AUC on {report.total.reference_auc_on} "
+        "(like for like: outcomes exist for lent loans only). Thresholds: AUC drop watch > "
         f"{t.auc_drop_watch}, breach > {t.auc_drop_breach}; O/E watch outside {t.oe_watch}, "
         f"breach outside {t.oe_breach}; PSI watch > {t.psi_watch}, breach > {t.psi_breach}.",
         "",

@@ -113,6 +113,16 @@ def test_monitor_figures_match_a_direct_computation(
     assert report["ks"] == pytest.approx(np.max(tpr - fpr), abs=1e-12)
     assert report["observed_to_expected"] == pytest.approx(y.sum() / p.sum(), rel=1e-12)
     assert report["outcomes"] == len(lent) and report["applications"] == len(held_out)
+    # Discrimination is held to the version's AUC on the test applicants it would lend to: these
+    # held-out rows are its test split, scored by the same model (float32 rounding aside, which
+    # could move a row across the threshold: one row moves the AUC by less than 0.01).
+    from service.config import Settings
+
+    cutoff = Settings().decline_at
+    below = held_out[held_out["p"] < cutoff]
+    y_below = (below["Status"] == "bad").to_numpy().astype(int)
+    assert report["reference_auc"] == pytest.approx(roc_auc_score(y_below, below["p"]), abs=0.01)
+    assert report["reference_auc_on"] == f"test applicants below the decline threshold {cutoff:g}"
     assert report["checks"]["stability"] in ("ok", "watch")
     assert max(report["feature_psi"].values()) < 0.25
 

@@ -4,14 +4,18 @@ run with the same test metric names, so the MLflow UI compares them side by side
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 
 from models.network import sigmoid
+from models.registered import TEST_SCORES_ARTIFACT
 from training.baselines import BASELINES, baseline_params, baseline_sample
 from training.evaluate import (
     classification_metrics,
@@ -55,6 +59,18 @@ def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}_{k}": float(v) for k, v in metrics.items()}
 
 
+def log_test_scores(p_test: np.ndarray, y_test: np.ndarray) -> None:
+    """The test split's calibrated probabilities of default and outcomes, as the run's artifact
+    :data:`models.registered.TEST_SCORES_ARTIFACT`: ``loanrisk monitor`` measures the version's
+    AUC on the test applicants a lending policy would lend to, like for like with the outcomes it
+    sees (lent loans only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(TEST_SCORES_ARTIFACT).name
+        scores = {"probability_of_default": p_test, "defaulted": y_test.astype(np.int8)}
+        pd.DataFrame(scores).to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(TEST_SCORES_ARTIFACT).parent))
+
+
 def evaluate(
     prepared: Prepared,
     fitted: Fitted,
@@ -88,6 +104,7 @@ def evaluate(
             "operating_threshold": threshold,
         }
     )
+    log_test_scores(p_test, y_test)
     mlflow.log_params(
         {
             "threshold_source": threshold_source,
