@@ -49,7 +49,9 @@ def monitor(
     model_name: Annotated[str, typer.Option(help="Registered model (for --compare)")] = (
         "loan-default"
     ),
-    auc_drop_breach: Annotated[float, typer.Option(help="AUC below the reference AUC by more")] = 0.05,
+    auc_drop_breach: Annotated[
+        float, typer.Option(help="AUC below the reference AUC by more")
+    ] = 0.05,
     auc_drop_watch: Annotated[float, typer.Option()] = 0.025,
     psi_breach: Annotated[float, typer.Option(help="Largest PSI above this")] = 0.25,
     psi_watch: Annotated[float, typer.Option()] = 0.10,

@@ -57,6 +57,8 @@ def score(
 ) -> None:
     """Score every row of a file with a registered model: the numbers of POST /v1/score, with the
     rows it would refuse written to a rejects file with its message."""
+    import pyarrow as pa
+
     from batch.files import ScoringInputError
     from batch.service_path import ModelNotFound
 
@@ -74,6 +76,11 @@ def score(
             )
     except (ScoringInputError, ModelNotFound) as exc:
         _usage(str(exc))
+    except (pa.ArrowException, UnicodeDecodeError) as exc:
+        # A file Arrow cannot read (not Parquet, an empty file, a CSV line with another number of
+        # fields, text that is not UTF-8 or Windows-1252, a nested column): nothing was written.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _usage(f"{input_path} cannot be read: {reason}")
     typer.echo(
         f"scored {summary.scored:,} of {summary.rows:,} rows with {summary.model_name} version "
         f"{summary.model_version} in {summary.seconds:.1f} s "

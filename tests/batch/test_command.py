@@ -51,3 +51,22 @@ def test_exit_codes_say_whether_rows_were_refused(
         result = invoke(*args)
         assert result.exit_code == EXIT_USAGE, (args, result.output)
     assert not list(tmp_path.glob("c.*"))
+
+
+def test_a_file_arrow_cannot_read_is_one_line_and_exit_2(
+    registered: TrainedStore, book: pd.DataFrame, tmp_path: Path
+) -> None:
+    not_parquet = tmp_path / "book.parquet"
+    book.to_csv(not_parquet, index=False)  # a CSV under a Parquet name
+    empty = tmp_path / "empty.parquet"
+    empty.write_bytes(b"")
+    short_line = tmp_path / "short.csv"
+    book.to_csv(short_line, index=False)
+    with short_line.open("a") as file:
+        file.write("1,2,3\n")
+    for source in (not_parquet, empty, short_line):
+        result = invoke("--input", str(source), "--output", str(tmp_path / "out.parquet"))
+        assert result.exit_code == EXIT_USAGE, (source, result.output)
+        assert f"error: {source} cannot be read: " in result.output
+        assert "Traceback" not in result.output
+    assert not list(tmp_path.glob("out*"))
