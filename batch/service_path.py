@@ -61,7 +61,7 @@ def resolve_model(uri: str, download_to: Path) -> ModelSource:
     from models.mlflow_flavor import use_tracking
     from models.registered import RegistryError, download_registered, resolve_alias
 
-    use_tracking()
+    registry = use_tracking()
     path = uri.removeprefix("models:/")
     try:
         if "@" in path:
@@ -75,7 +75,8 @@ def resolve_model(uri: str, download_to: Path) -> ModelSource:
             name, Path(tempfile.mkdtemp(prefix="model-", dir=download_to)), version=version
         )
     except RegistryError as exc:
-        raise ModelNotFound(str(exc)) from None
+        # Named: run from another directory, the default store is another (empty) file.
+        raise ModelNotFound(f"{exc} (registry: {registry}, MLFLOW_TRACKING_URI)") from None
     return ModelSource(directory, name, version)
 
 
