@@ -161,6 +161,18 @@ def _numbers(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any] 
     return values, text.to_pylist(), unreadable
 
 
+class ScoringInputError(ValueError):
+    """The job cannot go on: unknown file format, missing file or column, unusable model, or a
+    column none of whose values the model knows."""
+
+
+# A chunk with at least this many values in a categorical column, none of them a category the
+# model learnt, is another encoding of the field (codes for text, say), not unseen categories:
+# every applicant would quietly get the unknown-category treatment (a Parquet book with `Home` as
+# integers changed 26 of 200 decisions).
+MIN_VALUES_FOR_UNKNOWN_COLUMN = 50
+
+
 class ChunkScorer:
     """Scores chunks of applicants with one model: scored rows and rejected rows, as Arrow tables.
 
@@ -182,6 +194,9 @@ class ChunkScorer:
         self.row_numbers = row_numbers
         self._specs = list(path.contract.features)
         self._names = [spec.name for spec in self._specs]
+        preprocessor = path.model.preprocessor
+        self._read_category = preprocessor.read_category
+        self._known = {c.name: set(c.categories) for c in preprocessor.categorical}
 
     def output_schema(self, ids: pa.Schema) -> pa.Schema:
         """Scored rows: [row], the id columns as in ``ids``, then :data:`RESULT_COLUMNS`."""
@@ -278,7 +293,24 @@ class ChunkScorer:
                 if mask is not None:
                     text = text.filter(mask)
                 columns[spec.name] = _categorical(text)
+                self._require_known(spec.name, columns[spec.name])
         return columns
+
+    def _require_known(self, name: str, column: pd.Categorical) -> None:
+        """Raise :class:`ScoringInputError` when a chunk's ``name`` column has at least
+        :data:`MIN_VALUES_FOR_UNKNOWN_COLUMN` values and not one is a category the model learnt."""
+        known = self._known.get(name)
+        present = int((column.codes >= 0).sum())
+        if not known or present < MIN_VALUES_FOR_UNKNOWN_COLUMN:
+            return
+        values = column.categories.tolist()
+        if any(self._read_category(v) in known for v in values):
+            return
+        raise ScoringInputError(
+            f"column {name!r}: none of its {present:,} values in this chunk is a category the "
+            f"model learnt (it has {', '.join(map(repr, values[:5]))}; the model knows "
+            f"{', '.join(map(repr, sorted(known)[:8]))}): is it encoded differently?"
+        )
 
 
 def _categorical(text: pa.Array | pa.ChunkedArray) -> pd.Categorical:

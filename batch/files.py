@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from batch.chunks import ChunkScorer
+from batch.chunks import ChunkScorer, ScoringInputError
 from batch.service_path import ServicePath
 from models.contract import FeatureContract
 
@@ -29,10 +29,6 @@ DEFAULT_CHUNK_ROWS = 65_536
 # Arrow's CSV reader takes a block size in bytes; a loan row of ~15 fields is ~100 bytes.
 CSV_BYTES_PER_ROW = 128
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
-
-class ScoringInputError(ValueError):
-    """The job cannot start: unknown file format, missing file or column, unusable model."""
 
 
 # How many of a file's columns an error message lists.

@@ -218,3 +218,20 @@ def test_a_failed_run_leaves_no_output(
         run(tmp_path, write(book, tmp_path / "book.csv"), tmp_path / "out.parquet", chunk_rows=50)
     assert len(calls) == 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(("out", ".out"))]
+
+
+def test_a_category_column_of_codes_is_refused_not_scored_as_unknown(
+    registered: TrainedStore, book: pd.DataFrame, tmp_path: Path
+) -> None:
+    codes = book.assign(Home=book["Home"].astype("category").cat.codes.astype("int64"))
+    source = write(codes, tmp_path / "coded.parquet")
+    with pytest.raises(
+        ScoringInputError, match=r"column 'Home': none of its .* encoded differently"
+    ):
+        run(tmp_path, source, tmp_path / "scored.parquet")
+    assert not list(tmp_path.glob("scored*"))
+    # A few unseen categories among known ones are scored as the service scores them.
+    some = book.astype({"Home": object})
+    some.loc[:4, "Home"] = "houseboat"
+    summary = run(tmp_path, write(some, tmp_path / "some.parquet"), tmp_path / "ok.parquet")
+    assert summary.rejected == 0 and summary.scored == len(book)
