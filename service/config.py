@@ -6,7 +6,15 @@ from __future__ import annotations
 import json
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from models.settings import SharedSettings
 
@@ -168,6 +176,22 @@ class Settings(SharedSettings):
         "sqlite:///loanrisk-audit.db",
         description="SQLAlchemy URL of the decision audit database (PostgreSQL in production)",
     )
+
+    @field_validator("audit_db_url")
+    @classmethod
+    def _a_database_url(cls, url: str) -> str:
+        """A SQLAlchemy URL: a bare path would otherwise fail deep inside SQLAlchemy."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(url)
+        except ArgumentError:
+            raise ValueError(
+                f"{url!r} is not a database URL: write sqlite:////absolute/path.db for a SQLite "
+                "file, or postgresql+psycopg2://user@host/database"
+            ) from None
+        return url
 
     # Audit store availability (docs/reliability.md)
     audit_timeout_ms: int = Field(
