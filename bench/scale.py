@@ -151,6 +151,16 @@ def run(command: list[str], env: dict[str, str], cwd: Path, ok: tuple[int, ...] 
     return Ran(stdout=stdout, stderr=stderr, seconds=seconds, peak_mb=peak_kb / 1024)
 
 
+def score_command(
+    loanrisk: str, book: Path, output: Path, reasons: int, engine: str = "local"
+) -> list[str]:
+    """``loanrisk score`` of a credit book with the benchmark's model, keyed by ``loan_id``."""
+    return [
+        *(loanrisk, "score", "--engine", engine, "--input", str(book), "--output", str(output)),
+        *("--model", MODEL, "--reasons", str(reasons), "--id-column", "loan_id"),
+    ]
+
+
 def scored_note(text: str) -> str:
     """ "N of M rows scored" from ``loanrisk score``'s summary."""
     found = SCORED.search(text)
@@ -388,23 +398,7 @@ def main() -> None:
                 log(f"loanrisk score {n:,} rows, {reasons} reason codes ...")
                 output = work / f"scored_{n}_{reasons}.parquet"
                 ran = run(
-                    [
-                        loanrisk,
-                        "score",
-                        "--input",
-                        str(path),
-                        "--output",
-                        str(output),
-                        "--model",
-                        MODEL,
-                        "--reasons",
-                        str(reasons),
-                        "--id-column",
-                        "loan_id",
-                    ],
-                    env,
-                    work,
-                    ok=(0, EXIT_REJECTS),
+                    score_command(loanrisk, path, output, reasons), env, work, (0, EXIT_REJECTS)
                 )
                 rows.append(
                     Row(
@@ -446,27 +440,9 @@ def main() -> None:
         if not args.no_spark:
             log("loanrisk score --engine spark (local, same cores) ...")
             try:
-                ran = run(
-                    [
-                        loanrisk,
-                        "score",
-                        "--engine",
-                        "spark",
-                        "--input",
-                        str(book_for_scoring),
-                        "--output",
-                        str(work / "spark_scored.parquet"),
-                        "--model",
-                        MODEL,
-                        "--reasons",
-                        "0",
-                        "--id-column",
-                        "loan_id",
-                    ],
-                    env,
-                    work,
-                    ok=(0, EXIT_REJECTS),
-                )
+                spark_output = work / "spark_scored.parquet"
+                command = score_command(loanrisk, book_for_scoring, spark_output, 0, "spark")
+                ran = run(command, env, work, (0, EXIT_REJECTS))
                 rows.append(
                     Row(
                         f"Spark local scoring {args.rows:,} rows, 0 reason codes",

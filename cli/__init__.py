@@ -39,28 +39,21 @@ app.add_typer(db_app, name="db")
 app.add_typer(experiment_app, name="experiment")
 
 
+# The settings classes whose validation errors are the operator's LOANRISK_* variables.
+SETTINGS_MODELS = {"SharedSettings", "TrainingSettings", "Settings"}
+
+
 def main() -> None:
     """Run the app; a setting (``LOANRISK_*``) that does not validate is one line per error and
     exit 2, whichever command read it, instead of pydantic's traceback."""
     from pydantic import ValidationError
-    from pydantic_settings import BaseSettings
 
     try:
         app()
     except ValidationError as exc:
-        if not issubclass(_model_of(exc), BaseSettings):
+        if exc.title not in SETTINGS_MODELS:
             raise
         for error in exc.errors(include_url=False):
             name = "_".join(str(part) for part in error["loc"]).upper()
             typer.echo(f"error: setting LOANRISK_{name}: {error['msg']}", err=True)
         raise SystemExit(2) from None
-
-
-def _model_of(exc: Exception) -> type:
-    """The class a pydantic ``ValidationError`` was raised for (``object`` if it is not known)."""
-    from models.settings import SharedSettings, TrainingSettings
-    from service.config import Settings
-
-    title = getattr(exc, "title", "")
-    known = {cls.__name__: cls for cls in (SharedSettings, TrainingSettings, Settings)}
-    return known.get(title, object)

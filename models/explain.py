@@ -237,10 +237,8 @@ class Explainer:
         """
         if not len(records):
             return []
-        names, by_field = self._names, self._fragments
-        if sum(map(len, by_field)) > MAX_CACHED_MESSAGES:
-            for fragments in by_field:
-                fragments.clear()
+        names = self._names
+        self._bound_fragments()
         top, values = self._top(contributions, limit)
         shown = (values > 0).sum(axis=1).tolist()  # sorted: the positive ones come first
         # "[[a,b],[c,d]]" -> "a,b", "c,d": pydantic-core writes the numbers (the values repr
@@ -252,11 +250,7 @@ class Explainer:
         ):
             parts: list[str] = []
             for i, number in zip(indices[:count], row_numbers.split(",", count), strict=False):
-                raw = record.get(names[i])
-                key = _cache_key(raw)
-                around = by_field[i].get(key)
-                if around is None:
-                    around = by_field[i][key] = self._json_around(i, raw)
+                around = self._fragment(i, record.get(names[i]))
                 parts.append(around[0] + number + around[1])
             out.append("[" + ",".join(parts) + "]")
         return out
@@ -284,10 +278,7 @@ class Explainer:
         rows = len(contributions)
         if not rows:
             return pa.array([], pa.string())
-        by_field = self._fragments
-        if sum(map(len, by_field)) > MAX_CACHED_MESSAGES:
-            for fragments in by_field:
-                fragments.clear()
+        self._bound_fragments()
         top, values = self._top(contributions, limit)
         ranks = top.shape[1]
         # Sorted: the positive contributions come first; only those are reasons.
@@ -305,13 +296,9 @@ class Explainer:
             if not len(row_at):
                 continue
             raws, inverse = _distinct_values(columns.get(name), row_at)
-            fragments = by_field[index]
             fragment[row_at, rank_at] = len(heads) + inverse
             for raw in raws:
-                key = _cache_key(raw)
-                around = fragments.get(key)
-                if around is None:
-                    around = fragments[key] = self._json_around(index, raw)
+                around = self._fragment(index, raw)
                 heads.append(around[0])
                 tails.append(around[1])
         heads.append("")
@@ -354,6 +341,22 @@ class Explainer:
             message = self._message(self.specs[index], self._labels[index], raw)
             messages[key] = message
         return message
+
+    def _bound_fragments(self) -> None:
+        """Forget the cached fragments once they pass :data:`MAX_CACHED_MESSAGES` (numeric values
+        make them grow without limit)."""
+        if sum(map(len, self._fragments)) > MAX_CACHED_MESSAGES:
+            for fragments in self._fragments:
+                fragments.clear()
+
+    def _fragment(self, index: int, raw: Any) -> tuple[str, str]:
+        """:meth:`_json_around` of field ``index`` and value ``raw``, cached."""
+        fragments = self._fragments[index]
+        key = _cache_key(raw)
+        around = fragments.get(key)
+        if around is None:
+            around = fragments[key] = self._json_around(index, raw)
+        return around
 
     def _json_around(self, index: int, raw: Any) -> tuple[str, str]:
         """A reason's JSON before and after its contribution."""

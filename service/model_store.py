@@ -103,6 +103,22 @@ def self_test(model: LoadedModel) -> None:
         )
 
 
+def _require_contract_of(
+    candidate: LoadedModel, other: LoadedModel | None, other_described: str
+) -> None:
+    """Raise ``refused_contract`` when ``other`` is loaded and ``candidate``'s feature contract
+    differs from it; ``other_described`` (with ``{version}`` and ``{alias}`` of ``other``) ends
+    the message."""
+    if other is not None and candidate.risk_model.contract.to_dict() != (
+        other.risk_model.contract.to_dict()
+    ):
+        raise ModelUnavailable(
+            ReloadOutcome.REFUSED_CONTRACT,
+            f"version {candidate.version} has a different feature contract from "
+            + other_described.format(version=other.version, alias=other.alias),
+        )
+
+
 class ModelStore:
     """Holds the current model; readers take one reference per request, so a swap is atomic.
 
@@ -159,23 +175,13 @@ class ModelStore:
                 self.last_error = str(refused)
                 return refused.outcome
             candidate = load_version(self.name, version, self.alias, self.batch_max)
-            if current is not None and candidate.risk_model.contract.to_dict() != (
-                current.risk_model.contract.to_dict()
-            ):
-                raise ModelUnavailable(
-                    ReloadOutcome.REFUSED_CONTRACT,
-                    f"version {version} has a different feature contract from version "
-                    f"{current.version}; restart the service to adopt it",
-                )
+            _require_contract_of(
+                candidate, current, "version {version}; restart the service to adopt it"
+            )
             reference = None if self._contract_of is None else self._contract_of.current
-            if reference is not None and candidate.risk_model.contract.to_dict() != (
-                reference.risk_model.contract.to_dict()
-            ):
-                raise ModelUnavailable(
-                    ReloadOutcome.REFUSED_CONTRACT,
-                    f"version {version} has a different feature contract from "
-                    f"{reference.alias} version {reference.version}, whose records it would score",
-                )
+            _require_contract_of(
+                candidate, reference, "{alias} version {version}, whose records it would score"
+            )
             self_test(candidate)
         except (RegistryError, ModelUnavailable) as exc:
             outcome = (
